@@ -1,0 +1,1 @@
+"""The data layer: YouTube-VIS / OVIS annotations, lazy frames, the catalog, splits, ToyVIS."""

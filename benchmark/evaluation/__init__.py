@@ -1,0 +1,1 @@
+"""YouTube-VIS / OVIS evaluation."""

@@ -1,0 +1,1 @@
+"""Method adapters (CrossVIS, CiCo, and the oracle), registered with :mod:`benchmark.registry`."""
