@@ -209,12 +209,16 @@ class Overlay:
         label: Text drawn next to the mask, e.g. ``"#3 person"`` or ``"#0 person 0.87"``.
         segmentations: One per frame: compressed/uncompressed RLE, polygons, or ``None`` (absent).
         color: RGB colour; ``None`` means :func:`color_for` of ``track_id``.
+        file: Where the segmentations come from, for error messages (e.g. the results file).
+        entry: Which entry of ``file``, e.g. ``"results[3]"``.
     """
 
     track_id: int
     label: str
     segmentations: Sequence[Any] = field(repr=False)
     color: Color | None = None
+    file: str | None = None
+    entry: str | None = None
 
     @property
     def rgb(self) -> Color:
@@ -227,7 +231,45 @@ class Overlay:
         seg = self.segmentations[index]
         if seg is None:
             return None
-        return decode_rle(to_compressed_rle(seg, height, width))
+        rle = to_compressed_rle(seg, height, width)
+        if not _counts_ok(rle["counts"], height * width):
+            # pycocotools decodes a corrupt string into garbage (or reads past its buffer)
+            where = f"{self.entry}, segmentations[{index}]" if self.entry else f"segmentations[{index}]"
+            raise InputError(
+                f"RLE 'counts' is not a valid compressed RLE of {height}x{width} pixels",
+                file=self.file,
+                entry=where,
+            )
+        return decode_rle(rle)
+
+
+def _counts_ok(counts: str, area: int) -> bool:
+    """Whether a COCO compressed-RLE string decodes to non-negative runs summing to ``area``.
+
+    Mirrors ``rleFrString`` of pycocotools' ``maskApi.c``: 6-bit groups offset by 48, 5 bits of
+    payload, bit 0x20 = more groups follow, bit 0x10 of the last group = sign; from the third run on
+    each value is a delta to the run two before.
+    """
+    runs: list[int] = []
+    x = k = 0
+    more = False
+    for ch in counts:
+        c = ord(ch) - 48
+        if not 0 <= c < 64:
+            return False
+        x |= (c & 0x1F) << (5 * k)
+        more = bool(c & 0x20)
+        k += 1
+        if not more:
+            if c & 0x10:
+                x |= -1 << (5 * k)
+            if len(runs) > 2:
+                x += runs[-2]
+            if x < 0:
+                return False
+            runs.append(x)
+            x = k = 0
+    return not more and sum(runs) == area
 
 
 @dataclass(frozen=True)
@@ -250,24 +292,30 @@ def gt_overlays(ds: YTVISDataset, video_id: int) -> list[Overlay]:
 
 
 def prediction_overlays(
-    ds: YTVISDataset, results: Sequence[dict[str, Any]], video_id: int, score_thr: float = 0.3
+    ds: YTVISDataset,
+    results: Sequence[dict[str, Any]],
+    video_id: int,
+    score_thr: float = 0.3,
+    *,
+    file: str | Path | None = None,
 ) -> list[Overlay]:
     """The predictions of a video with ``score >= score_thr`` as overlays.
 
     Predictions are ranked by score within the video (rank 0 = best, ties in file order) *before*
     thresholding, so a prediction keeps its colour and ``#rank`` whatever the threshold. They are
-    returned worst first, so the best prediction is drawn on top.
+    returned worst first, so the best prediction is drawn on top. ``file`` names the results file
+    in error messages (a corrupt RLE is reported as ``results[i], segmentations[j]``).
     """
-    mine = [r for r in results if r["video_id"] == video_id]
-    ranked = sorted(range(len(mine)), key=lambda k: -float(mine[k]["score"]))
+    mine = [(i, r) for i, r in enumerate(results) if r["video_id"] == video_id]
+    ranked = sorted(mine, key=lambda ir: -float(ir[1]["score"]))  # stable: ties keep file order
     out: list[Overlay] = []
-    for rank, k in enumerate(ranked):
-        r = mine[k]
+    src = str(file) if file is not None else None
+    for rank, (i, r) in enumerate(ranked):
         score = float(r["score"])
         if score < score_thr:
             continue
         label = f"#{rank} {_category_name(ds, r['category_id'])} {score:.2f}"
-        out.append(Overlay(rank, label, r["segmentations"]))
+        out.append(Overlay(rank, label, r["segmentations"], file=src, entry=f"results[{i}]"))
     return out[::-1]
 
 
@@ -342,7 +390,7 @@ def read_results(path: str | Path, ds: YTVISDataset, *, max_problems: int = 200)
 
 
 def _load_results(path: Path, ds: YTVISDataset) -> list[dict[str, Any]]:
-    """Read results with the shared reader when there is one, else with :func:`read_results`."""
+    """Read the results file for ``show`` (one place to switch to ``benchmark.data.results`` later)."""
     return read_results(path, ds)
 
 
@@ -655,7 +703,7 @@ def run(args: argparse.Namespace) -> int:
         if results is None:
             objects = gt_overlays(ds, vid)
         else:
-            preds = prediction_overlays(ds, results, vid, args.score_thr)
+            preds = prediction_overlays(ds, results, vid, args.score_thr, file=args.results)
             if args.side_by_side:
                 objects = [Panel("GT", gt_overlays(ds, vid)), Panel(f"pred >= {args.score_thr:g}", preds)]
             else:

@@ -260,6 +260,10 @@ def test_results_of_wrong_length(data: dict[str, Path], capsys: pytest.CaptureFi
         (lambda r: r.update(score="high"), "'score' must be a finite number"),
         (lambda r: r.pop("category_id"), "missing key(s): category_id"),
         (
+            lambda r: r["segmentations"].__setitem__(1, {"size": [H, W], "counts": "zzzz"}),
+            "results[0], segmentations[1]: RLE 'counts' is not a valid",
+        ),
+        (
             lambda r: r["segmentations"].__setitem__(2, {"size": [H + 1, W], "counts": "abc"}),
             "segmentations[2] has size",
         ),
