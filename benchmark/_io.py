@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from benchmark.errors import InputError
 
-__all__ = ["atomic_open", "atomic_write_json", "atomic_write_bytes", "read_json"]
+__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_json", "read_json"]
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EXIT_INPUT", "Problem", "InputError", "UsageError"]
+__all__ = ["EXIT_INPUT", "InputError", "Problem", "UsageError"]
 
 #: Exit status for usage and input errors (argparse uses 2 as well).
 EXIT_INPUT = 2

@@ -10,6 +10,7 @@ Conventions:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,13 +19,13 @@ from pycocotools import mask as mask_utils
 
 __all__ = [
     "RLE",
+    "as_pycoco",
+    "decode_rle",
     "encode_mask",
     "encode_masks",
-    "decode_rle",
+    "is_compressed_rle",
     "rle_area",
     "to_compressed_rle",
-    "as_pycoco",
-    "is_compressed_rle",
 ]
 
 RLE = dict[str, Any]
@@ -66,7 +67,10 @@ def as_pycoco(rle: RLE) -> RLE:
 
 def decode_rle(rle: RLE) -> np.ndarray:
     """Decode a compressed RLE to a ``[H, W]`` uint8 mask."""
-    return np.asarray(mask_utils.decode(as_pycoco(rle)))
+    with warnings.catch_warnings():
+        # pycocotools' Cython ``decode`` passes ``copy=False`` to ``__array__`` (numpy 2 deprecation).
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return np.asarray(mask_utils.decode(as_pycoco(rle)))
 
 
 def rle_area(rles: Sequence[RLE]) -> np.ndarray:
@@ -95,7 +99,10 @@ def to_compressed_rle(seg: Any, height: int, width: int) -> RLE:
     """
     if is_compressed_rle(seg):
         counts = seg["counts"]
-        return {"size": list(seg["size"]), "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+        return {
+            "size": list(seg["size"]),
+            "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
+        }
     if isinstance(seg, dict):  # uncompressed RLE: counts is a list of ints
         h, w = seg["size"]
         rle = mask_utils.frPyObjects(seg, h, w)
@@ -105,4 +112,7 @@ def to_compressed_rle(seg: Any, height: int, width: int) -> RLE:
     else:
         raise TypeError(f"not a segmentation: {type(seg).__name__}")
     counts = rle["counts"]
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts}
+    return {
+        "size": [int(rle["size"][0]), int(rle["size"][1])],
+        "counts": counts.decode("ascii") if isinstance(counts, bytes) else counts,
+    }

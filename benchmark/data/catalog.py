@@ -32,7 +32,7 @@ from pathlib import Path
 from benchmark.data.ytvis import YTVISDataset
 from benchmark.errors import InputError
 
-__all__ = ["DatasetSpec", "FAMILIES", "data_root", "get_dataset", "list_datasets", "configure", "run"]
+__all__ = ["FAMILIES", "DatasetSpec", "configure", "data_root", "get_dataset", "list_datasets", "run"]
 
 DEFAULT_DATA_ROOT = "datasets"
 
@@ -50,25 +50,37 @@ class Family:
 
 FAMILIES: dict[str, Family] = {
     "ytvis2019": Family(
-        "ytvis2019", "YouTube-VIS 2019", 40, "youtubevis",
+        "ytvis2019",
+        "YouTube-VIS 2019",
+        40,
+        "youtubevis",
         {s: f"annotations/{s}.json" for s in ("train", "valid", "test")},
         {s: (f"{s}/JPEGImages", s) + (("val",) if s == "valid" else ()) for s in ("train", "valid", "test")},
         ("train",),
     ),
     "ytvis2021": Family(
-        "ytvis2021", "YouTube-VIS 2021", 40, "ytvis_2021",
+        "ytvis2021",
+        "YouTube-VIS 2021",
+        40,
+        "ytvis_2021",
         {s: f"{s}/instances.json" for s in ("train", "valid", "test")},
         {s: (f"{s}/JPEGImages",) for s in ("train", "valid", "test")},
         ("train",),
     ),
     "ovis": Family(
-        "ovis", "OVIS", 25, "ovis",
+        "ovis",
+        "OVIS",
+        25,
+        "ovis",
         {s: f"annotations_{s}.json" for s in ("train", "valid", "test")},
         {s: (s, f"{s}/JPEGImages") for s in ("train", "valid", "test")},
         ("train",),
     ),
     "toyvis": Family(
-        "toyvis", "ToyVIS (synthetic)", 0, "toyvis",
+        "toyvis",
+        "ToyVIS (synthetic)",
+        0,
+        "toyvis",
         {s: f"annotations/{s}.json" for s in ("train", "valid")},
         {s: (f"{s}/JPEGImages",) for s in ("train", "valid")},
         ("train", "valid"),
@@ -136,13 +148,23 @@ def get_dataset(name: str, root: str | Path | None = None) -> DatasetSpec:
         base = data_root(root) / fam.subdir
         if split in fam.ann:
             return DatasetSpec(
-                name, fam.name, split, base / fam.ann[split],
-                tuple(base / c for c in fam.images[split]), split in fam.annotated, fam.num_classes,
+                name,
+                fam.name,
+                split,
+                base / fam.ann[split],
+                tuple(base / c for c in fam.images[split]),
+                split in fam.annotated,
+                fam.num_classes,
             )
         if split in ("train_sub", "valid_sub") and "train" in fam.ann:
             return DatasetSpec(
-                name, fam.name, split, data_root(root) / "splits" / fam.name / f"{split}.json",
-                tuple(base / c for c in fam.images["train"]), True, fam.num_classes,
+                name,
+                fam.name,
+                split,
+                data_root(root) / "splits" / fam.name / f"{split}.json",
+                tuple(base / c for c in fam.images["train"]),
+                True,
+                fam.num_classes,
             )
     raise InputError(f"unknown dataset {name!r}; known: {', '.join(list_datasets())}")
 
@@ -158,7 +180,9 @@ def list_datasets() -> list[str]:
 
 # ---- visrepro datasets ------------------------------------------------------------------------
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-root", help=f"data root (default: $VISREPRO_DATA_ROOT or ./{DEFAULT_DATA_ROOT})")
+    parser.add_argument(
+        "--data-root", help=f"data root (default: $VISREPRO_DATA_ROOT or ./{DEFAULT_DATA_ROOT})"
+    )
     parser.add_argument("names", nargs="*", help="datasets to show (default: all)")
 
 

@@ -20,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from benchmark.errors import InputError
 
-__all__ = ["FrameSource", "ImageFiles", "VideoFile", "VideoSample", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES"]
+__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "FrameSource", "ImageFiles", "VideoFile", "VideoSample"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -177,8 +177,9 @@ class VideoSample:
         path = Path(path)
         source: FrameSource
         if path.is_dir():
-            source = ImageFiles.from_dir(path)
-            names = tuple(p.name for p in source.paths)  # type: ignore[attr-defined]
+            files = ImageFiles.from_dir(path)
+            names = tuple(p.name for p in files.paths)
+            source = files
         elif path.suffix.lower() in VIDEO_SUFFIXES:
             source = VideoFile(path)
             names = tuple(f"{i:05d}.jpg" for i in range(len(source)))
@@ -186,7 +187,8 @@ class VideoSample:
             raise InputError("no such video (expected a frames directory or a video file)", file=path)
         else:
             raise InputError(
-                f"unsupported video input (expected a frames directory or {', '.join(VIDEO_SUFFIXES)})", file=path
+                f"unsupported video input (expected a frames directory or {', '.join(VIDEO_SUFFIXES)})",
+                file=path,
             )
         first = source.read(0)
         h, w = first.shape[:2]

@@ -32,7 +32,7 @@ from benchmark._io import atomic_write_json, read_json
 from benchmark.data.ytvis import YTVISDataset
 from benchmark.errors import InputError, UsageError
 
-__all__ = ["RULE", "SplitResult", "choose_valid_videos", "split_annotation_file", "configure", "run"]
+__all__ = ["RULE", "SplitResult", "choose_valid_videos", "configure", "run", "split_annotation_file"]
 
 log = logging.getLogger(__name__)
 
@@ -139,13 +139,21 @@ def split_annotation_file(
 # ---- visrepro split ---------------------------------------------------------------------------
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", required=True, help="the train annotation JSON (with GT)")
-    parser.add_argument("--out", required=True, help="directory for train_sub.json, valid_sub.json, split.json")
+    parser.add_argument(
+        "--out", required=True, help="directory for train_sub.json, valid_sub.json, split.json"
+    )
     parser.add_argument("--fraction", type=float, default=0.1, help="share of videos held out (default 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-stratum order (default 0)")
-    parser.add_argument("--record", help="a split.json to reproduce (checked against the source) or to create")
+    parser.add_argument(
+        "--record", help="a split.json to reproduce (checked against the source) or to create"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    res = split_annotation_file(args.train, args.out, fraction=args.fraction, seed=args.seed, record=args.record)
-    print(f"train_sub: {len(res['train_sub'])} videos, valid_sub: {len(res['valid_sub'])} videos -> {args.out}")
+    res = split_annotation_file(
+        args.train, args.out, fraction=args.fraction, seed=args.seed, record=args.record
+    )
+    print(
+        f"train_sub: {len(res['train_sub'])} videos, valid_sub: {len(res['valid_sub'])} videos -> {args.out}"
+    )
     return 0

@@ -11,7 +11,9 @@ __all__ = ["configure", "run"]
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ann_file", help="YouTube-VIS / OVIS annotation JSON")
-    parser.add_argument("--frames-root", help="image root the file_names are relative to: check every frame exists")
+    parser.add_argument(
+        "--frames-root", help="image root the file_names are relative to: check every frame exists"
+    )
     parser.add_argument("--decode", action="store_true", help="also open every frame and check its size")
 
 

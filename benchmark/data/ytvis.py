@@ -33,11 +33,11 @@ from benchmark.errors import InputError, Problem
 __all__ = [
     "OCCLUSION_LABELS",
     "Category",
-    "Video",
     "Track",
+    "Video",
     "YTVISDataset",
-    "validate_annotation_dict",
     "check_frames_on_disk",
+    "validate_annotation_dict",
 ]
 
 #: OVIS per-frame occlusion labels -> the fork's occlusion score.
@@ -158,7 +158,7 @@ def _check_video(i: int, v: Any, col: _Collector, seen: dict[int, int]) -> None:
     if not isinstance(v, dict):
         col.add(f"videos[{i}]", f"must be an object, not {type(v).__name__}")
         return
-    vid = v.get("id")
+    vid: Any = v.get("id")
     entry = f"videos[{i}] (id {vid})" if _is_int(vid) else f"videos[{i}]"
     missing = [k for k in ("id", "width", "height", "file_names") if k not in v]
     if missing:
@@ -198,9 +198,11 @@ def _check_annotation(
     if not isinstance(a, dict):
         col.add(f"annotations[{i}]", f"must be an object, not {type(a).__name__}")
         return
-    aid = a.get("id")
+    aid: Any = a.get("id")
     entry = f"annotations[{i}] (id {aid})" if _is_int(aid) else f"annotations[{i}]"
-    missing = [k for k in ("id", "video_id", "category_id", "segmentations", "areas", "iscrowd") if k not in a]
+    missing = [
+        k for k in ("id", "video_id", "category_id", "segmentations", "areas", "iscrowd") if k not in a
+    ]
     if missing:
         col.add(entry, f"missing key(s): {', '.join(missing)}")
         return
@@ -250,7 +252,9 @@ def _check_annotation(
     if isinstance(occ, list):
         for j, o in enumerate(occ):
             if o is not None and o not in OCCLUSION_LABELS:
-                col.add(entry, f"occlusion[{j}] must be one of {sorted(OCCLUSION_LABELS)} or null, got {o!r:.30}")
+                col.add(
+                    entry, f"occlusion[{j}] must be one of {sorted(OCCLUSION_LABELS)} or null, got {o!r:.30}"
+                )
 
 
 def validate_annotation_dict(
@@ -277,7 +281,9 @@ def _parse(
 ) -> tuple[dict[int, Video], dict[int, Category], list[Track] | None]:
     col = _Collector(file)
     if not isinstance(data, dict):
-        col.add(None, f"top level must be an object with 'videos' and 'categories', not {type(data).__name__}")
+        col.add(
+            None, f"top level must be an object with 'videos' and 'categories', not {type(data).__name__}"
+        )
         col.raise_if_any()
     for key in ("videos", "categories"):
         if key not in data:
@@ -317,8 +323,14 @@ def _parse(
     col.raise_if_any()
     tracks = [
         Track(
-            a["id"], a["video_id"], a["category_id"], int(a["iscrowd"]), a["segmentations"], a["areas"],
-            a.get("bboxes"), a.get("occlusion"),
+            a["id"],
+            a["video_id"],
+            a["category_id"],
+            int(a["iscrowd"]),
+            a["segmentations"],
+            a["areas"],
+            a.get("bboxes"),
+            a.get("occlusion"),
         )
         for a in ann
     ]
@@ -365,7 +377,9 @@ class YTVISDataset:
         """Validate and wrap an already-parsed annotation dict."""
         videos, cats, tracks = _parse(data, str(file) if file is not None else None)
         return cls(
-            videos, cats, tracks,
+            videos,
+            cats,
+            tracks,
             ann_file=Path(file) if file is not None else None,
             image_root=Path(image_root) if image_root is not None else None,
             raw=data,
@@ -448,7 +462,10 @@ def check_frames_on_disk(ds: YTVISDataset, *, decode: bool = False) -> None:
                     col.add(entry, f"frame file_names[{j}] is not a readable image: {path} ({exc})")
                     continue
                 if (h, w) != (v.height, v.width):
-                    col.add(entry, f"frame file_names[{j}] is {h}x{w}, the video says {v.height}x{v.width}: {path}")
+                    col.add(
+                        entry,
+                        f"frame file_names[{j}] is {h}x{w}, the video says {v.height}x{v.width}: {path}",
+                    )
             if col.full:
                 col.raise_if_any()
     col.raise_if_any()

@@ -1,0 +1,113 @@
+"""Shared test fixtures: a tiny YouTube-VIS dataset on disk, CLI runner, markers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmark.masks import encode_mask
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # torch missing or broken: GPU tests cannot run
+        has_cuda = False
+    if has_cuda:
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def make_tiny_dataset(
+    root: Path, *, videos: int = 2, frames: int = 4, size: tuple[int, int] = (24, 32)
+) -> Path:
+    """Write a small YouTube-VIS dataset: ``root/JPEGImages/v<i>/<t>.jpg`` and ``root/gt.json``.
+
+    Each video has one square object (category 1) moving right, and video 0 a second object
+    (category 2) absent in the last frame. Returns the GT path.
+    """
+    h, w = size
+    rng = np.random.default_rng(0)
+    vids, anns = [], []
+    for v in range(videos):
+        names = []
+        for t in range(frames):
+            name = f"v{v}/{t:05d}.jpg"
+            (root / "JPEGImages" / f"v{v}").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "JPEGImages" / name)
+            names.append(name)
+        vids.append({"id": v + 1, "width": w, "height": h, "length": frames, "file_names": names})
+        for k, cat in enumerate([1, 2] if v == 0 else [1]):
+            segs: list[Any] = []
+            areas: list[Any] = []
+            boxes: list[Any] = []
+            for t in range(frames):
+                if cat == 2 and t == frames - 1:
+                    segs.append(None), areas.append(None), boxes.append(None)
+                    continue
+                m = np.zeros((h, w), np.uint8)
+                y0, x0 = 2 + 10 * k, 2 + 3 * t
+                m[y0 : y0 + 8, x0 : x0 + 8] = 1
+                segs.append(encode_mask(m))
+                areas.append(int(m.sum()))
+                boxes.append([x0, y0, 8, 8])
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "video_id": v + 1,
+                    "category_id": cat,
+                    "iscrowd": 0,
+                    "segmentations": segs,
+                    "areas": areas,
+                    "bboxes": boxes,
+                    "height": h,
+                    "width": w,
+                }
+            )
+    gt = {
+        "info": {"description": "tiny test set"},
+        "videos": vids,
+        "categories": [
+            {"id": 1, "name": "square", "supercategory": "shape"},
+            {"id": 2, "name": "box", "supercategory": "shape"},
+        ],
+        "annotations": anns,
+    }
+    path = root / "gt.json"
+    path.write_text(json.dumps(gt))
+    return path
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """A 2-video, 4-frame dataset; returns the GT JSON path (frames under ``JPEGImages``)."""
+    return make_tiny_dataset(tmp_path)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """Run ``visrepro ARGS`` in-process: returns (exit status, stdout, stderr)."""
+    from benchmark.cli import main
+
+    def _run(*args: str) -> tuple[int, str, str]:
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse usage errors
+            rc = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    return _run
