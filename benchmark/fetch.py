@@ -588,7 +588,7 @@ def _dest_problem(dest: str) -> str | None:
     parts = re.split(r"[\\/]", dest)
     if ".." in parts:
         return f"dest must stay inside the root, got {dest!r} (contains '..')"
-    if all(p in ("", ".") for p in parts):
+    if all(p in ("", ".") for p in parts) or parts[-1] in ("", "."):
         return f"dest must name a file, got {dest!r}"
     return None
 
