@@ -504,6 +504,10 @@ def test_manifest_skips_present_files(server: Server, tmp_path: Path) -> None:
             "entries[0] (typo): unknown key(s) 'sha'",
         ),
         ({"name": "ftp", "url": "ftp://x.org/a", "dest": "a"}, "entries[0] (ftp): not an http(s) URL"),
+        (
+            {"name": "dir", "url": "http://x.org/a", "dest": "ckpt/"},
+            "entries[0] (dir): dest must name a file",
+        ),
     ],
 )
 def test_bad_manifest_exits_2_naming_file_and_entry(
