@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-results": ("benchmark.data.results", "validate a results.json (and write the server zip)"),
     "evaluate": ("benchmark.evaluation.cli", "YouTube-VIS / OVIS AP and AR of a results.json"),
     "show": ("benchmark.viz", "draw GT or predicted masks over the frames (PNG, GIF, MP4)"),
+    "fetch": ("benchmark.fetch", "download checkpoints/datasets (resumable, sha256-verified, Google Drive)"),
 }
 
 
