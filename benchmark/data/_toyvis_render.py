@@ -31,6 +31,10 @@ CATEGORIES: tuple[tuple[str, str], ...] = (
 )
 PATTERNS = ("stripes", "checker", "dots", "mosaic", "rings")
 
+#: Long videos get one extra visiting object per this many frames (see :func:`make_scene`).
+VISITOR_EVERY = 50
+#: Objects per video at most (the label map is uint8).
+MAX_OBJECTS = 200
 _SUB = 4  # cv2.fillPoly fractional bits: vertices at 1/16 pixel
 _CIRCLE = 48  # vertices of a circle
 
@@ -118,7 +122,9 @@ class ObjectState:
         return self.theta0 + self.omega * t
 
     def step(self, t: int, width: int, height: int) -> None:
-        """Advance from frame ``t`` to ``t + 1``."""
+        """Advance from frame ``t`` to ``t + 1`` (an object not yet or no longer there stays put)."""
+        if not self.t_start <= t < self.t_end - 1:
+            return
         a = self.acc_amp * math.sin(2 * math.pi * t / self.acc_period + self.acc_phase)
         self.vel = self.vel + a
         speed = float(np.hypot(*self.vel))
@@ -396,4 +402,28 @@ def make_scene(
             o.t_start = int(rng.integers(1, max(2, length // 3)))
         if length >= 6 and rng.random() < 0.25:
             o.t_end = int(rng.integers(max(o.t_start + 2, 2 * length // 3), length))
-    return Scene(h, w, length, objs, _background(rng, h, w), noise_rng, float(rng.uniform(2.0, 5.0)))
+    background = _background(rng, h, w)
+    sigma = float(rng.uniform(2.0, 5.0))
+    # Long videos get visitors: one more object per VISITOR_EVERY frames, each entering from outside
+    # at a random time and leaving again, so the scene does not empty out after the first minute.
+    # (Drawn last, so videos shorter than VISITOR_EVERY are unaffected.)
+    for _ in range(min(length // VISITOR_EVERY, MAX_OBJECTS - n)):
+        o = _object(rng, len(objs), int(rng.integers(len(CATEGORIES))), h, w, length)
+        o.depth = int(rng.integers(0, anchor.depth + 1))
+        o.t_start = int(rng.integers(0, length))
+        o.bounce = False
+        side = int(rng.integers(4))
+        margin = o.radius * 1.3
+        along = rng.uniform(0.15, 0.85)
+        o.pos = (
+            np.array([-margin, along * h]),
+            np.array([w + margin, along * h]),
+            np.array([along * w, -margin]),
+            np.array([along * w, h + margin]),
+        )[side]
+        target = np.array([rng.uniform(0.25, 0.75) * w, rng.uniform(0.25, 0.75) * h])
+        heading = (target - o.pos) / max(float(np.hypot(*(target - o.pos))), 1e-6)
+        o.vel = heading * max(float(np.hypot(*o.vel)), 0.02 * m)
+        o.acc_amp = o.acc_amp * 0.3
+        objs.append(o)
+    return Scene(h, w, length, objs, background, noise_rng, sigma)
