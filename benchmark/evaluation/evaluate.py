@@ -1,0 +1,190 @@
+"""``evaluate()``: the evaluator's Python entry point (paths or parsed objects in, EvalResult out)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark import __version__
+from benchmark.data.results import gt_index, read_json_fast, validate_results
+from benchmark.data.ytvis import validate_annotation_dict
+from benchmark.errors import InputError
+from benchmark.evaluation import ytvis_eval as ye
+from benchmark.evaluation.loading import GTTable, PredTable, build_gt, build_preds
+
+__all__ = ["EvalResult", "evaluate"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` computed.
+
+    Attributes:
+        stats: The 12 official statistics (``STAT_NAMES``; -1 = undefined).
+        per_category: ``{category id: the 12 statistics of that category alone}``.
+        ovis: The OVIS fork's 18 statistics when every GT track has occlusion labels, else None.
+        bootstrap: AP bootstrap summary (see :func:`bootstrap_ap`) when asked.
+        per_video: Per-video diagnostics when asked.
+        meta: Files, their sha256, counts, mode, version.
+        warnings: What the official code would print, and what was dropped.
+    """
+
+    stats: dict[str, float]
+    per_category: dict[int, dict[str, float]]
+    ovis: dict[str, float] | None = None
+    bootstrap: dict[str, Any] | None = None
+    per_video: list[dict[str, Any]] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "stats": dict(self.stats),
+            "per_category": {str(k): dict(v) for k, v in self.per_category.items()},
+        }
+        if self.ovis is not None:
+            out["ovis"] = dict(self.ovis)
+        if self.bootstrap is not None:
+            out["bootstrap"] = dict(self.bootstrap)
+        if self.per_video is not None:
+            out["per_video"] = self.per_video
+        out["meta"] = dict(self.meta)
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
+
+
+def _load(obj: Any, what: str) -> tuple[Any, str | None, str | None]:
+    """(parsed, file name, sha256) of a path or an already-parsed object."""
+    if isinstance(obj, (str, Path)):
+        p = Path(obj)
+        try:
+            raw = p.read_bytes()
+        except OSError:
+            read_json_fast(p, what=what)  # raises the worded InputError
+            raise
+        sha = hashlib.sha256(raw).hexdigest()
+        try:
+            import orjson
+
+            data = orjson.loads(raw)
+        except ImportError:  # pragma: no cover
+            import json
+
+            data = json.loads(raw)
+        except Exception:
+            data = read_json_fast(p, what=what)
+        return data, str(p), sha
+    return obj, None, None
+
+
+def _select(gt: GTTable, dt: PredTable) -> np.ndarray:
+    """Rows of ``dt`` kept by the official per-(video, category) cut to 100, in (category, video,
+    score rank) order; ties in score keep results-file order (stable sort)."""
+    n = len(dt.video)
+    order = np.lexsort((np.arange(n), -dt.score, dt.video, dt.cat))
+    key = dt.cat[order] * (len(gt.video_ids) + 1) + dt.video[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(key)) + 1] if n else np.zeros(0, np.int64)
+    first = np.repeat(starts, np.diff(np.r_[starts, n])) if n else np.zeros(0, np.int64)
+    rank = np.arange(n) - first
+    return order[rank < ye.MAX_DETS[-1]]
+
+
+def evaluate(
+    gt: str | Path | Mapping[str, Any],
+    results: str | Path | list[Any],
+    *,
+    lenient: bool = False,
+    bootstrap: int = 0,
+    seed: int = 0,
+    per_video: bool = False,
+) -> EvalResult:
+    """Evaluate results against a GT file like the official YouTube-VIS (and OVIS) evaluator.
+
+    Args:
+        gt: GT annotation file (path or parsed dict).
+        results: results file (path or parsed list).
+        lenient: Accept what the official code accepts (wrong per-frame list lengths and mask
+            sizes are scored with its truncation / size-mismatch rules, predictions for videos not
+            in the GT are dropped with a warning); strict (default) rejects them.
+        bootstrap: Number of bootstrap resamples of the videos for a CI of AP (0: none).
+        seed: Seed of the bootstrap.
+        per_video: Also compute per-video diagnostics.
+
+    Raises:
+        InputError: malformed GT or results (every problem listed).
+    """
+    t0 = time.perf_counter()
+    gt_data, gt_file, gt_sha = _load(gt, "GT annotation file")
+    res_data, res_file, res_sha = _load(results, "results file")
+    # the official evaluator drops GT tracks of unlisted categories: accept them here
+    validate_annotation_dict(gt_data, gt_file, allow_unknown_categories=True)
+    if not isinstance(res_data, list):
+        raise InputError(f"results must be a JSON list, not {type(res_data).__name__}", file=res_file)
+    videos, cats = gt_index(gt_data)
+    check = validate_results(res_data, videos, cats, file=res_file, lenient=lenient)
+    warnings: list[str] = []
+    keep: list[int] | None = None
+    if check.unknown_video:
+        bad = sorted({res_data[i]["video_id"] for i in check.unknown_video})
+        warnings.append(
+            f"dropped {len(check.unknown_video)} prediction(s) for video(s) not in the GT: {bad[:10]}"
+            + (" ..." if len(bad) > 10 else "")
+        )
+        drop = set(check.unknown_video)
+        keep = [i for i in range(len(res_data)) if i not in drop]
+    if check.unknown_category:
+        bad = sorted({res_data[i]["category_id"] for i in check.unknown_category})
+        warnings.append(
+            f"ignored {len(check.unknown_category)} prediction(s) of categories not in the GT "
+            f"(as the official evaluator does): {bad[:10]}"
+        )
+    if check.quirks:
+        warnings.append(
+            f"{len(check.quirks)} prediction(s) scored with the official truncation / size-mismatch rules"
+        )
+    t_load = time.perf_counter()
+    gtt = build_gt(gt_data)
+    dtt = build_preds(res_data, gtt, keep)
+    order = _select(gtt, dtt)
+    kept = np.zeros(len(dtt.video), dtype=bool)
+    kept[order] = True
+    ious, iou_warn = ye.track_ious(gtt, dtt, kept)
+    warnings.extend(iou_warn)
+    ovis = gtt.has_occlusion
+    n_ranges = 7 if ovis else 4
+    mt = ye.match(gtt, dtt, order, ious, n_ranges)
+    acc = ye.accumulate(mt, len(gtt.cat_ids), n_ranges)
+    stats = ye.summarize(acc)
+    per_cat = {int(c): ye.summarize(acc, cat=k) for k, c in enumerate(gtt.cat_ids)}
+    out = EvalResult(stats=stats, per_category=per_cat, warnings=warnings)
+    if ovis:
+        out.ovis = ye.summarize(acc, ovis=True)
+    if bootstrap > 0:
+        from benchmark.evaluation.bootstrap import bootstrap_ap
+
+        out.bootstrap = bootstrap_ap(mt, len(gtt.video_ids), len(gtt.cat_ids), bootstrap, seed)
+    if per_video:
+        from benchmark.evaluation.diagnostics import per_video_diagnostics
+
+        out.per_video = per_video_diagnostics(gtt, dtt, mt)
+    for w in warnings:
+        log.warning("%s", w)
+    t_end = time.perf_counter()
+    out.meta = {
+        "gt_file": gt_file, "results_file": res_file, "gt_sha256": gt_sha, "results_sha256": res_sha,
+        "n_videos": len(gtt.video_ids), "n_gt_tracks": len(gtt.video), "n_categories": len(gtt.cat_ids),
+        "n_predictions": len(res_data), "n_predictions_evaluated": len(order),
+        "lenient": lenient, "ovis": ovis, "visrepro_version": __version__,
+        "seconds": {"load_validate": round(t_load - t0, 4), "evaluate": round(t_end - t_load, 4)},
+    }  # fmt: skip
+    return out
