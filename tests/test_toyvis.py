@@ -284,3 +284,19 @@ def test_cli_refuses_unsafe_output(tmp_path: Path, cli: Callable[..., tuple[int,
     assert rc == 2 and "not empty" in err and (other / "keep.txt").read_text() == "mine"
     with pytest.raises(InputError):
         generate_toyvis(other, progress=False, **SMALL)
+
+
+def test_rerun_after_an_interrupted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmark.data.toyvis as toyvis
+
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    out = tmp_path / "toy"
+    monkeypatch.setattr(toyvis, "_readme", boom)
+    with pytest.raises(KeyboardInterrupt):
+        generate_toyvis(out, progress=False, **SMALL)
+    assert (out / toyvis.INCOMPLETE_MARKER).is_file() and not (out / "toyvis.json").exists()
+    monkeypatch.undo()
+    generate_toyvis(out, progress=False, **SMALL)
+    assert (out / "toyvis.json").is_file() and not (out / toyvis.INCOMPLETE_MARKER).exists()

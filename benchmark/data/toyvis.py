@@ -13,7 +13,8 @@
 frames are numbered in steps of 5 like the 2019 archive (``00000.jpg, 00005.jpg, ...``). Category
 ids, video ids and annotation ids start at 1. Segmentations are compressed RLE with ``str`` counts
 (``null`` where the object is absent), ``areas`` the RLE pixel counts, ``bboxes`` ``[x, y, w, h]``
-of the mask. ``toyvis.json`` is written last: its presence means the dataset is complete.
+of the mask. ``toyvis.json`` is written last: its presence means the dataset is complete (while a
+run is writing, ``DIR/.toyvis-incomplete`` marks it, so a rerun after an interruption may replace it).
 
 Content (see :func:`benchmark.data._toyvis_render.make_scene`): six shape categories (disc, ring,
 square, triangle, star, cross); each instance has its own colours and texture (stripes, checker,
@@ -97,6 +98,8 @@ MAX_FRAMES = 100_000
 JPEG_QUALITY = 90
 FRAME_STEP = 5  # file-name numbering step, as in the YouTube-VIS 2019 archive
 SPLITS = ("train", "valid")
+#: Present while a run is writing ``DIR`` (an interrupted run leaves it; a rerun may replace it).
+INCOMPLETE_MARKER = ".toyvis-incomplete"
 _STREAM_SCENE, _STREAM_NOISE, _STREAM_LENGTH = 0, 1, 2
 
 
@@ -354,33 +357,42 @@ def _generate_split(
 
 
 def _prepare_out_dir(out_dir: Path) -> None:
+    """Make ``out_dir`` an empty directory marked incomplete; refuse to touch anything not ours."""
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("output path exists and is not a directory", file=out_dir)
     if out_dir.is_dir():
         entries = sorted(out_dir.iterdir())
-        ours = {"train", "valid", "annotations", "README.md", "toyvis.json"}
-        if entries and not (out_dir / "toyvis.json").is_file():
+        marked = (out_dir / "toyvis.json").is_file() or (out_dir / INCOMPLETE_MARKER).is_file()
+        if entries and not marked:
             raise InputError(
                 "output directory is not empty and holds no ToyVIS dataset (no toyvis.json); "
                 "refusing to write into it: choose an empty or new directory",
                 file=out_dir,
             )
-        strangers = sorted(p.name for p in entries if p.name not in ours)
+        ours = {"train", "valid", "annotations", "README.md", "toyvis.json", INCOMPLETE_MARKER}
+        strangers = [
+            p.name
+            for p in entries
+            if p.name not in ours and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+        ]
         if strangers:
             raise InputError(
                 f"output directory holds files ToyVIS did not write ({', '.join(strangers[:5])}); "
                 "refusing to replace it",
                 file=out_dir,
             )
-        # A previous ToyVIS dataset: remove the marker first (so an interrupted run is never taken
-        # for a complete one), then the old content (so fewer videos leave no stale ones behind).
+        # An earlier ToyVIS dataset (complete or interrupted): mark it incomplete first, so an
+        # interrupted run is never taken for a complete one, then remove the old content, so
+        # fewer videos leave no stale ones behind.
+        (out_dir / INCOMPLETE_MARKER).touch()
         (out_dir / "toyvis.json").unlink(missing_ok=True)
         for p in entries:
             if p.is_dir():
                 shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+            elif p.name != INCOMPLETE_MARKER:
+                p.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / INCOMPLETE_MARKER).touch()
 
 
 def _library_versions() -> dict[str, str]:
@@ -517,6 +529,7 @@ def generate_toyvis(
     with atomic_open(out / "README.md", "w") as fh:
         fh.write(_readme(params, splits))
     atomic_write_json(out / "toyvis.json", meta, indent=2)
+    (out / INCOMPLETE_MARKER).unlink()
     seconds = time.perf_counter() - t0
     return ToyVISSummary(out, GENERATOR_VERSION, params, splits, seconds)
 
