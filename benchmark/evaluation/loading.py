@@ -45,7 +45,9 @@ class GTTable:
     occ_score: np.ndarray  # [G] OVIS occlusion score (0 without labels)
     length: np.ndarray  # [G] number of per-frame entries
     frames: list[list[Any]]  # per track, per frame: compressed RLE or None
-    frame_area: list[np.ndarray]  # per track, per frame pixel count (0 when absent)
+    flat_area: np.ndarray  # per-frame pixel counts of all tracks, concatenated (0 when absent)
+    area_offset: np.ndarray  # [G] start of each track in flat_area
+    flat_cum: np.ndarray  # prefix sums of flat_area, with a leading 0
     regular: np.ndarray  # [G] every present frame has the video's size
     has_occlusion: bool  # every track carries usable occlusion labels (OVIS)
 
@@ -66,29 +68,31 @@ class PredTable:
     avg_area: np.ndarray  # [P]
     length: np.ndarray  # [P]
     frames: list[list[Any]]
-    frame_area: list[np.ndarray]
+    flat_area: np.ndarray
+    area_offset: np.ndarray
+    flat_cum: np.ndarray
     regular: np.ndarray  # [P]
     entry: np.ndarray  # [P] index in the results list
     n_dropped_category: int = 0
 
 
-def _finish_areas(
+def _flat_areas(
     frames_all: list[list[Any]], present: list[list[int]]
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-frame pixel counts of all tracks, flattened: (flat_area, offset per track, prefix sums
+    [total + 1], track of each present frame's area in ``flat_area`` order of presence)."""
+    lengths = np.fromiter((len(f) for f in frames_all), dtype=np.int64, count=len(frames_all))
+    offset = np.zeros(len(frames_all) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offset[1:])
     flat = [frames_all[t][f] for t, fs in enumerate(present) for f in fs]
-    areas = _areas(flat)
-    out: list[np.ndarray] = []
-    nz: list[np.ndarray] = []
-    k = 0
-    for t, fs in enumerate(present):
-        a = np.zeros(len(frames_all[t]), dtype=np.int64)
-        n = len(fs)
-        if n:
-            a[fs] = areas[k : k + n]
-        k += n
-        out.append(a)
-        nz.append(areas[k - n : k])
-    return out, nz
+    pos = np.fromiter(
+        (offset[t] + f for t, fs in enumerate(present) for f in fs), dtype=np.int64, count=len(flat)
+    )
+    flat_area = np.zeros(int(offset[-1]), dtype=np.int64)
+    flat_area[pos] = _areas(flat)
+    cum = np.zeros(len(flat_area) + 1, dtype=np.int64)
+    np.cumsum(flat_area, out=cum[1:])
+    return flat_area, offset[:-1], cum, lengths
 
 
 def build_gt(data: dict[str, Any]) -> GTTable:
@@ -141,7 +145,7 @@ def build_gt(data: dict[str, Any]) -> GTTable:
             occ[t] = sum(top) / len(top)
         else:
             has_occ = False
-    frame_area, _ = _finish_areas(frames_all, present)
+    flat_area, offset, cum, _ = _flat_areas(frames_all, present)
     return GTTable(
         video_ids=vids, video_len=video_len, video_hw=video_hw, cat_ids=cat_ids,
         video=np.array([vid_index[a["video_id"]] for a in anns], dtype=np.int64),
@@ -150,7 +154,8 @@ def build_gt(data: dict[str, Any]) -> GTTable:
         crowd=np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool),
         avg_area=avg, occ_score=occ,
         length=np.array([len(f) for f in frames_all], dtype=np.int64),
-        frames=frames_all, frame_area=frame_area, regular=regular, has_occlusion=has_occ,
+        frames=frames_all, flat_area=flat_area, area_offset=offset, flat_cum=cum, regular=regular,
+        has_occlusion=has_occ,
     )  # fmt: skip
 
 
@@ -196,15 +201,16 @@ def build_preds(entries: list[dict[str, Any]], gt: GTTable, keep: list[int] | No
                 break
         frames_all.append(frames)
         present.append(fs)
-    frame_area, nz = _finish_areas(frames_all, present)
-    avg = np.zeros(n)
-    for t in range(n):
-        a = nz[t][nz[t] > 0]  # official: mean of the truthy areas over *all* frames
-        if len(a):
-            avg[t] = float(a.sum()) / len(a)
+    flat_area, offset, cum, lengths = _flat_areas(frames_all, present)
+    # official: mean of the truthy (non-zero) areas over *all* frames; integer sums are exact
+    track = np.repeat(np.arange(n), lengths)
+    nz = flat_area > 0
+    cnt = np.bincount(track[nz], minlength=n)
+    tot = np.bincount(track[nz], weights=flat_area[nz], minlength=n)
+    avg = np.where(cnt > 0, tot / np.maximum(cnt, 1), 0.0)
     return PredTable(
         video=video, cat=cat, score=score, avg_area=avg,
         length=np.array([len(f) for f in frames_all], dtype=np.int64),
-        frames=frames_all, frame_area=frame_area, regular=regular,
+        frames=frames_all, flat_area=flat_area, area_offset=offset, flat_cum=cum, regular=regular,
         entry=np.array(rows, dtype=np.int64), n_dropped_category=dropped,
     )  # fmt: skip

@@ -108,32 +108,113 @@ def rle_areas(rles: list) -> np.ndarray:
 # 2. track IoUs
 
 
-def track_ious(gt: GTTable, dt: PredTable, keep: np.ndarray) -> tuple[dict[int, np.ndarray], list[str]]:
-    """IoU of every kept prediction with every GT track of the same video (all categories).
+def track_ious(gt: GTTable, dt: PredTable, keep: np.ndarray) -> PairIoU:
+    """Exact intersections of every kept prediction with every GT track of its video and category.
 
-    Returns ``{video index: [n_dt_of_video, n_gt_of_video] float64}`` (rows: the video's kept
-    predictions in ``dt`` order, columns: its GT in file order) and warnings the official code prints.
-    Intersections come from pycocotools' ``iou`` with ``iscrowd=1`` (|D & G| / |D|, a correctly
-    rounded double of two integers < 2**32), so ``rint(iou * |D|)`` recovers the integer exactly.
+    One pycocotools ``iou`` call per (video, frame) on the present masks of the tracks that have a
+    partner of the same category. With ``iscrowd=1`` it returns |D & G| / |D| as a correctly rounded
+    double of two integers < 2**32, so ``rint(iou * |D|)`` recovers the integer intersection
+    exactly. Sums over frames stay integers; unions come from per-frame area prefix sums.
     """
-    warnings: list[str] = []
-    out: dict[int, np.ndarray] = {}
-    dt_by_vid = _group(dt.video[keep], np.flatnonzero(keep))
-    gt_by_vid = _group(gt.video, np.arange(len(gt.video)))
-    for v, d_idx in dt_by_vid.items():
-        g_idx = gt_by_vid.get(v)
-        if g_idx is None:
+    n_g = len(gt.video)
+    d_rows = np.flatnonzero(keep)
+    # tracks with a partner: same video and category
+    g_key = gt.video * (1 << 20) + gt.cat
+    d_key = dt.video[d_rows] * (1 << 20) + dt.cat[d_rows]
+    d_rows = d_rows[np.isin(d_key, g_key)]
+    g_rows = np.flatnonzero(np.isin(g_key, d_key[np.isin(d_key, g_key)]))
+    by_vid_d = _group(dt.video[d_rows], d_rows)
+    by_vid_g = _group(gt.video[g_rows], g_rows)
+    chunks: list[np.ndarray] = []
+    pd: list[int] = []
+    pg: list[int] = []
+    pf: list[int] = []
+    iou = mask_utils.iou
+    dframes, gframes = dt.frames, gt.frames
+    for v, dv in by_vid_d.items():
+        gv = by_vid_g.get(v)
+        if gv is None:
             continue
-        # only pairs of the same category are ever used: skip tracks without a partner
-        d_cats, g_cats = dt.cat[d_idx], gt.cat[g_idx]
-        d_use = np.isin(d_cats, g_cats)
-        g_use = np.isin(g_cats, d_cats)
-        ious = np.zeros((len(d_idx), len(g_idx)))
-        if d_use.any():
-            sub = _video_ious(gt, dt, d_idx[d_use], g_idx[g_use], v, warnings)
-            ious[np.ix_(d_use, g_use)] = sub
-        out[v] = ious
-    return out, warnings
+        dl = dv.tolist()
+        gl = gv.tolist()
+        dfr = [dframes[i] for i in dl]
+        gfr = [gframes[j] for j in gl]
+        n_frames = min(max(len(x) for x in dfr), max(len(x) for x in gfr))
+        for f in range(n_frames):
+            a = []
+            ai = []
+            for i, fr in zip(dl, dfr, strict=True):
+                if f < len(fr) and fr[f] is not None:
+                    a.append(fr[f])
+                    ai.append(i)
+            if not a:
+                continue
+            b = []
+            bi = []
+            for j, fr in zip(gl, gfr, strict=True):
+                if f < len(fr) and fr[f] is not None:
+                    b.append(fr[f])
+                    bi.append(j)
+            if not b:
+                continue
+            chunks.append(np.asarray(iou(a, b, [1] * len(b))).ravel(order="F"))  # GT-major
+            pd.extend(ai * len(bi))
+            pg.extend([j for j in bi for _ in ai])
+            pf.extend([f] * (len(ai) * len(bi)))
+    o = np.concatenate(chunks) if chunks else np.zeros(0)
+    pd_a = np.asarray(pd, dtype=np.int64)
+    pg_a = np.asarray(pg, dtype=np.int64)
+    pf_a = np.asarray(pf, dtype=np.int64)
+    a_d = dt.flat_area[dt.area_offset[pd_a] + pf_a]
+    a_g = gt.flat_area[gt.area_offset[pg_a] + pf_a]
+    inter = np.rint(np.maximum(o, 0.0) * a_d).astype(np.int64)
+    mism = np.zeros(len(o), dtype=np.int64)
+    irregular = ~dt.regular[pd_a] | ~gt.regular[pg_a]
+    for k in np.flatnonzero(irregular).tolist():
+        # official: rleMerge of masks of different sizes is empty -> the frame adds 0 to both sums
+        ds = dt.frames[pd[k]][pf[k]]["size"]
+        gs = gt.frames[pg[k]][pf[k]]["size"]
+        if ds[0] != gs[0] or ds[1] != gs[1]:
+            inter[k] = 0
+            mism[k] = a_d[k] + a_g[k]
+    key = pd_a * n_g + pg_a
+    keys, inv = np.unique(key, return_inverse=True)
+    return PairIoU(
+        keys=keys,
+        inter=np.bincount(inv, weights=inter, minlength=len(keys)).astype(np.int64),
+        mismatch=np.bincount(inv, weights=mism, minlength=len(keys)).astype(np.int64),
+        n_gt=n_g,
+    )
+
+
+@dataclass
+class PairIoU:
+    """Integer sums per (prediction row, GT row) pair with co-present frames (sorted keys)."""
+
+    keys: np.ndarray  # d_row * n_gt + g_row, ascending
+    inter: np.ndarray  # sum of |D & G| over the zipped frames
+    mismatch: np.ndarray  # sum of |D| + |G| over frames whose mask sizes differ
+    n_gt: int
+
+    def ious(self, gt: GTTable, dt: PredTable, d: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """IoU of pairs (``d``, ``g`` row arrays of one shape) and whether the union was 0."""
+        key = d * self.n_gt + g
+        pos = np.searchsorted(self.keys, key)
+        pos_c = np.minimum(pos, max(len(self.keys) - 1, 0))
+        found = (
+            (pos < len(self.keys)) & (self.keys[pos_c] == key)
+            if len(self.keys)
+            else np.zeros(key.shape, bool)
+        )
+        inter = np.where(found, self.inter[pos_c] if len(self.keys) else 0, 0)
+        mism = np.where(found, self.mismatch[pos_c] if len(self.keys) else 0, 0)
+        zl = np.minimum(dt.length[d], gt.length[g])  # zip truncation
+        od, og = dt.area_offset[d], gt.area_offset[g]
+        union = (
+            (dt.flat_cum[od + zl] - dt.flat_cum[od]) + (gt.flat_cum[og + zl] - gt.flat_cum[og]) - inter - mism
+        )
+        zero = union <= 0
+        return np.where(zero, 0.0, inter / np.where(zero, 1, union)), zero
 
 
 def _group(keys: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
@@ -143,63 +224,6 @@ def _group(keys: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
     k = keys[order]
     cuts = np.flatnonzero(np.diff(k)) + 1
     return {int(k[s]): values[order[s:e]] for s, e in zip(np.r_[0, cuts], np.r_[cuts, len(k)], strict=True)}
-
-
-def _video_ious(
-    gt: GTTable, dt: PredTable, d_idx: np.ndarray, g_idx: np.ndarray, v: int, warnings: list[str]
-) -> np.ndarray:
-    nd, ng = len(d_idx), len(g_idx)
-    inter = np.zeros((nd, ng), dtype=np.int64)
-    mismatch = np.zeros((nd, ng), dtype=np.int64)  # areas of size-mismatched frames (add 0 to both)
-    d_len = dt.length[d_idx]
-    g_len = gt.length[g_idx]
-    n_frames = int(min(d_len.max(), g_len.max()))
-    # per-frame area tables [track, frame] (0 when absent)
-    d_area = np.zeros((nd, n_frames + 1), dtype=np.int64)
-    g_area = np.zeros((ng, n_frames + 1), dtype=np.int64)
-    check_size = not (dt.regular[d_idx].all() and gt.regular[g_idx].all())
-    for f in range(n_frames):
-        di = [i for i in range(nd) if f < d_len[i] and dt.frames[d_idx[i]][f] is not None]
-        gi = [j for j in range(ng) if f < g_len[j] and gt.frames[g_idx[j]][f] is not None]
-        if di:
-            d_area[di, f] = [dt.frame_area[d_idx[i]][f] for i in di]
-        if gi:
-            g_area[gi, f] = [gt.frame_area[g_idx[j]][f] for j in gi]
-        if not di or not gi:
-            continue
-        drles = [dt.frames[d_idx[i]][f] for i in di]
-        grles = [gt.frames[g_idx[j]][f] for j in gi]
-        o = np.asarray(mask_utils.iou(drles, grles, [1] * len(gi)), dtype=np.float64).reshape(
-            len(di), len(gi)
-        )
-        a_d = d_area[di, f][:, None]
-        i_f = np.rint(np.maximum(o, 0.0) * a_d).astype(np.int64)
-        if check_size:
-            ds = np.array([dt_size(r) for r in drles])
-            gs = np.array([dt_size(r) for r in grles])
-            bad = (ds[:, None, 0] != gs[None, :, 0]) | (ds[:, None, 1] != gs[None, :, 1])
-            if bad.any():
-                i_f[bad] = 0
-                mismatch[np.ix_(di, gi)] += np.where(bad, a_d + g_area[gi, f][None, :], 0)
-        inter[np.ix_(di, gi)] += i_f
-    # union over the zipped frames: frames < min(len_d, len_g)
-    d_cum = np.concatenate([np.zeros((nd, 1), np.int64), np.cumsum(d_area, axis=1)], axis=1)
-    g_cum = np.concatenate([np.zeros((ng, 1), np.int64), np.cumsum(g_area, axis=1)], axis=1)
-    zl = np.minimum(np.minimum(d_len[:, None], g_len[None, :]), n_frames)
-    union = d_cum[np.arange(nd)[:, None], zl] + g_cum[np.arange(ng)[None, :], zl] - inter - mismatch
-    zero = union <= 0
-    if zero.any():
-        for i, j in zip(*np.nonzero(zero), strict=True):
-            if dt.cat[d_idx[i]] == gt.cat[g_idx[j]]:
-                warnings.append(
-                    f"Mask sizes in video {gt.video_ids[v]} and category {gt.cat_ids[gt.cat[g_idx[j]]]} may not match!"
-                )
-    return np.where(zero, 0.0, inter / np.where(zero, 1, union))
-
-
-def dt_size(rle: dict) -> tuple[int, int]:
-    s = rle["size"]
-    return int(s[0]), int(s[1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -237,16 +261,16 @@ class Matches:
     gtig: np.ndarray
     gtm: np.ndarray
     ious: list[np.ndarray]
+    warnings: list[str]
 
 
-def match(gt: GTTable, dt: PredTable, order: np.ndarray, ious_by_video: dict[int, np.ndarray],
-          n_ranges: int) -> Matches:  # fmt: skip
+def match(gt: GTTable, dt: PredTable, order: np.ndarray, pairs: PairIoU, n_ranges: int) -> Matches:
     """COCO's greedy matching for every unit, range and threshold at once.
 
     Args:
         order: the kept predictions (top 100 per video and category) in (category, video, score
             rank) order.
-        ious_by_video: :func:`track_ious` output.
+        pairs: :func:`track_ious` output.
         n_ranges: 4 (YTVIS) or 7 (with OVIS occlusion ranges).
     """
     T = len(IOU_THRS)
@@ -267,10 +291,6 @@ def match(gt: GTTable, dt: PredTable, order: np.ndarray, ious_by_video: dict[int
     n_gt = np.diff(gt_start)
     det_rank = np.arange(len(order)) - det_start[d_unit]
 
-    # position of each track in its video's IoU matrix
-    d_pos = _position_in_video(dt.video, np.flatnonzero(_mask(len(dt.video), order)))
-    g_pos = _position_in_video(gt.video, np.arange(len(gt.video)))
-
     # ignore flags per GT and range (official: ignore = iscrowd; then area / occlusion range)
     g_rows = g_order
     gtig = np.zeros((len(g_rows), A), dtype=bool)
@@ -285,16 +305,17 @@ def match(gt: GTTable, dt: PredTable, order: np.ndarray, ious_by_video: dict[int
     Dm = int(n_det.max(initial=0))
     # padded per-unit tensors
     iou_pad = np.full((U, Dm, Gm), -1.0)
-    ious: list[np.ndarray] = []
-    for u in range(U):
-        ds, de, gs, ge = det_start[u], det_start[u + 1], gt_start[u], gt_start[u + 1]
-        if de > ds and ge > gs:
-            m = ious_by_video[int(unit_video[u])]
-            sub = m[np.ix_(d_pos[order[ds:de]], g_pos[g_rows[gs:ge]])]
-            iou_pad[u, : de - ds, : ge - gs] = sub
-        else:
-            sub = np.zeros((de - ds, ge - gs))
-        ious.append(sub)
+    uu, rr, jj = np.nonzero((np.arange(Dm)[None, :, None] < n_det[:, None, None])
+                            & (np.arange(Gm)[None, None, :] < n_gt[:, None, None]))  # fmt: skip
+    d_pair = order[det_start[uu] + rr]
+    g_pair = g_rows[gt_start[uu] + jj]
+    vals, zero = pairs.ious(gt, dt, d_pair, g_pair)
+    iou_pad[uu, rr, jj] = vals
+    warnings = [
+        f"Mask sizes in video {gt.video_ids[unit_video[u]]} and category {gt.cat_ids[unit_cat[u]]} may not match!"
+        for u in uu[zero].tolist()
+    ]
+    ious = [iou_pad[u, : n_det[u], : n_gt[u]] for u in range(U)]
     slot = np.arange(Gm)[None, :]
     valid_g = slot < n_gt[:, None]  # [U, Gm]
     gidx = np.minimum(gt_start[:-1, None] + slot, max(len(g_rows) - 1, 0))  # [U, Gm] flat GT row
@@ -340,28 +361,8 @@ def match(gt: GTTable, dt: PredTable, order: np.ndarray, ious_by_video: dict[int
     return Matches(
         unit_video=unit_video, unit_cat=unit_cat, det_start=det_start, det_pred=order,
         det_rank=det_rank, det_score=dt.score[order], dtm=dtm, dtig=dtig, gt_start=gt_start,
-        gt_row=g_rows, gtig=gtig, gtm=gtm, ious=ious,
+        gt_row=g_rows, gtig=gtig, gtm=gtm, ious=ious, warnings=warnings,
     )  # fmt: skip
-
-
-def _mask(n: int, idx: np.ndarray) -> np.ndarray:
-    m = np.zeros(n, dtype=bool)
-    m[idx] = True
-    return m
-
-
-def _position_in_video(video: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """For each row in ``rows`` (ascending), its index among ``rows`` of the same video."""
-    pos = np.full(len(video), -1, dtype=np.int64)
-    if len(rows) == 0:
-        return pos
-    v = video[rows]
-    order = np.argsort(v, kind="stable")
-    vs = v[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(vs)) + 1]
-    first = np.repeat(starts, np.diff(np.r_[starts, len(vs)]))
-    pos[rows[order]] = np.arange(len(vs)) - first
-    return pos
 
 
 def _last_argmax(cand: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
