@@ -17,7 +17,7 @@ from benchmark.evaluation.bootstrap import _CatData, ap_for_counts
 from benchmark.evaluation.evaluate import evaluate
 from benchmark.evaluation.ytvis_eval import STAT_NAMES
 
-CASES = Path(__file__).parent / "fixtures" / "evaluator" / "cases"
+CASES = Path(__file__).parent / "fixtures" / "evaluator"
 NAMES = sorted(p.name for p in CASES.iterdir() if (p / "expected.json").exists())
 TOL = 1e-9
 

@@ -21,7 +21,7 @@ from benchmark.data.results import (
 from benchmark.errors import InputError
 from benchmark.masks import encode_mask, rle_area
 
-CASE = Path(__file__).parent / "fixtures" / "evaluator" / "cases" / "r010"
+CASE = Path(__file__).parent / "fixtures" / "evaluator" / "r010"
 
 
 def _entries() -> list[dict]:
