@@ -35,10 +35,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from benchmark._io import atomic_open, read_json
+from benchmark._io import atomic_open
+from benchmark.data import results as results_io
 from benchmark.data.frames import VideoSample
+from benchmark.data.results import rle_counts_ok
 from benchmark.data.ytvis import Track, YTVISDataset
-from benchmark.errors import InputError, Problem, UsageError
+from benchmark.errors import InputError, UsageError
 from benchmark.masks import decode_rle, to_compressed_rle
 
 __all__ = [
@@ -232,7 +234,7 @@ class Overlay:
         if seg is None:
             return None
         rle = to_compressed_rle(seg, height, width)
-        if not _counts_ok(rle["counts"], height * width):
+        if not rle_counts_ok(rle["counts"], height * width)[0]:
             # pycocotools decodes a corrupt string into garbage (or reads past its buffer)
             where = f"{self.entry}, segmentations[{index}]" if self.entry else f"segmentations[{index}]"
             raise InputError(
@@ -241,35 +243,6 @@ class Overlay:
                 entry=where,
             )
         return decode_rle(rle)
-
-
-def _counts_ok(counts: str, area: int) -> bool:
-    """Whether a COCO compressed-RLE string decodes to non-negative runs summing to ``area``.
-
-    Mirrors ``rleFrString`` of pycocotools' ``maskApi.c``: 6-bit groups offset by 48, 5 bits of
-    payload, bit 0x20 = more groups follow, bit 0x10 of the last group = sign; from the third run on
-    each value is a delta to the run two before.
-    """
-    runs: list[int] = []
-    x = k = 0
-    more = False
-    for ch in counts:
-        c = ord(ch) - 48
-        if not 0 <= c < 64:
-            return False
-        x |= (c & 0x1F) << (5 * k)
-        more = bool(c & 0x20)
-        k += 1
-        if not more:
-            if c & 0x10:
-                x |= -1 << (5 * k)
-            if len(runs) > 2:
-                x += runs[-2]
-            if x < 0:
-                return False
-            runs.append(x)
-            x = k = 0
-    return not more and sum(runs) == area
 
 
 @dataclass(frozen=True)
@@ -324,74 +297,19 @@ def prediction_overlays(
 # --------------------------------------------------------------------------------------------
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def read_results(path: str | Path, ds: YTVISDataset) -> list[dict[str, Any]]:
+    """Read a YouTube-VIS results file and check it against ``ds``; raise :class:`InputError`.
 
-
-def read_results(path: str | Path, ds: YTVISDataset, *, max_problems: int = 200) -> list[dict[str, Any]]:
-    """Read a YouTube-VIS results file and check what ``show`` uses; raise :class:`InputError`.
-
-    Each entry must be ``{"video_id", "category_id", "score", "segmentations"}`` with a video of
-    ``ds``, a finite score, and one compressed RLE (of the video's size) or ``null`` per frame.
+    The checks are those of ``visrepro check-results`` (entry keys and types, finite scores in
+    [0, 1], known videos and categories, one compressed RLE of the video's size or ``null`` per
+    frame, RLE strings that decode to the frame's pixel count).
     """
-    path = Path(path)
-    data = read_json(path, what="results file")
-    file = str(path)
-    if not isinstance(data, list):
-        raise InputError(f"a results file must be a list of objects, not {type(data).__name__}", file=path)
-    problems: list[Problem] = []
-
-    def add(i: int, msg: str) -> None:
-        problems.append(Problem(file, f"results[{i}]", msg))
-
-    for i, r in enumerate(data):
-        if len(problems) >= max_problems:
-            break
-        if not isinstance(r, dict):
-            add(i, f"must be an object, not {type(r).__name__}")
-            continue
-        missing = [k for k in ("video_id", "category_id", "score", "segmentations") if k not in r]
-        if missing:
-            add(i, f"missing key(s): {', '.join(missing)}")
-            continue
-        if not _is_int(r["category_id"]):
-            add(i, f"'category_id' must be an integer, got {r['category_id']!r:.40}")
-        score = r["score"]
-        if not (isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score)):
-            add(i, f"'score' must be a finite number, got {score!r:.40}")
-        vid = r["video_id"]
-        video = ds.videos.get(vid) if _is_int(vid) else None
-        if video is None:
-            add(i, f"unknown video_id {vid!r:.40} (not in the annotation file)")
-            continue
-        segs = r["segmentations"]
-        if not isinstance(segs, list):
-            add(i, "'segmentations' must be a list (one entry per frame)")
-            continue
-        if len(segs) != video.length:
-            add(i, f"'segmentations' has {len(segs)} entries but video {vid} has {video.length} frames")
-            continue
-        for j, seg in enumerate(segs):
-            if seg is None:
-                continue
-            if not (isinstance(seg, dict) and isinstance(seg.get("counts"), str)):
-                add(i, f"segmentations[{j}] must be a compressed RLE {{'size', 'counts': str}} or null")
-                break
-            if seg.get("size") != [video.height, video.width]:
-                add(
-                    i,
-                    f"segmentations[{j}] has size {seg.get('size')!r:.40}, "
-                    f"video {vid} is [{video.height}, {video.width}]",
-                )
-                break
-    if problems:
-        raise InputError(problems)
-    return data
-
-
-def _load_results(path: Path, ds: YTVISDataset) -> list[dict[str, Any]]:
-    """Read the results file for ``show`` (one place to switch to ``benchmark.data.results`` later)."""
-    return read_results(path, ds)
+    entries = results_io.read_results(path)
+    videos = {v.id: (v.length, v.height, v.width) for v in ds.videos.values()}
+    results_io.validate_results(
+        entries, videos, set(ds.categories), file=path, unknown_category_is_error=True, deep=True
+    )
+    return entries
 
 
 # --------------------------------------------------------------------------------------------
@@ -689,7 +607,7 @@ def run(args: argparse.Namespace) -> int:
 
     ds = YTVISDataset.load(args.gt, image_root=args.frames_root)
     video_ids = _select_videos(ds, args)
-    results = _load_results(args.results, ds) if args.results is not None else None
+    results = read_results(args.results, ds) if args.results is not None else None
     need_gt = results is None or args.side_by_side
     if need_gt and not ds.has_annotations:
         raise InputError(

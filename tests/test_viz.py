@@ -256,16 +256,16 @@ def test_results_of_wrong_length(data: dict[str, Path], capsys: pytest.CaptureFi
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
-        (lambda r: r.update(video_id=99), "unknown video_id 99"),
-        (lambda r: r.update(score="high"), "'score' must be a finite number"),
-        (lambda r: r.pop("category_id"), "missing key(s): category_id"),
+        (lambda r: r.update(video_id=99), "video 99 is not a video of the ground truth"),
+        (lambda r: r.update(score="high"), "score must be a number, got str"),
+        (lambda r: r.pop("category_id"), "missing key(s) 'category_id'"),
         (
             lambda r: r["segmentations"].__setitem__(1, {"size": [H, W], "counts": "zzzz"}),
-            "results[0], segmentations[1]: RLE 'counts' is not a valid",
+            "segmentations[1]: RLE 'counts' has the character 'z'",
         ),
         (
             lambda r: r["segmentations"].__setitem__(2, {"size": [H + 1, W], "counts": "abc"}),
-            "segmentations[2] has size",
+            "segmentations[2]: mask size 33x48 differs from the video's 32x48",
         ),
     ],
 )
@@ -283,7 +283,7 @@ def test_bad_result_entries(
 def test_results_not_a_list(data: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     _write_results(data, {"video_id": 1})
     assert _show(data, "--results", str(data["res"])) == 2
-    assert "must be a list" in capsys.readouterr().err
+    assert "must be a JSON list" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
