@@ -326,10 +326,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.registry import create_adapter, get_variant_cfg
-
+    old = os.environ.get("VISREPRO_CHECKPOINTS_LOCK")
     if args.lock is not None:
         os.environ["VISREPRO_CHECKPOINTS_LOCK"] = str(args.lock)
+    try:
+        return _run(args)
+    finally:
+        if old is None:
+            os.environ.pop("VISREPRO_CHECKPOINTS_LOCK", None)
+        else:
+            os.environ["VISREPRO_CHECKPOINTS_LOCK"] = old
+
+
+def _run(args: argparse.Namespace) -> int:
+    from benchmark.registry import create_adapter, get_variant_cfg
+
     cfg = get_variant_cfg(args.variant)
     if args.action == "verify":
         if not args.checkpoint.is_file():
