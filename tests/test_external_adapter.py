@@ -121,8 +121,11 @@ def test_entry_point_package_installed_by_pip(tiny_dataset: Path, tmp_path: Path
 
 @pytest.mark.usefixtures("scratch_registry")
 def test_adapter_module_option(
-    tiny_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli
-) -> None:  # type: ignore[no-untyped-def]
+    tiny_dataset: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., tuple[int, str, str]],
+) -> None:
     import benchmark.cli
 
     monkeypatch.setitem(benchmark.cli.COMMANDS, "predict", ("benchmark.predict", "predict"))
