@@ -78,7 +78,8 @@ class FpsResult:
         peak_gpu_mem_mib: ``torch.cuda.max_memory_allocated`` after warm-up (``None`` on CPU).
         peak_rss_mib: The process's peak resident set size (whole process lifetime).
         device / device_name / precision / channels_last / compiled / threads: How it ran.
-        torch_version / cuda_version / cudnn_version / python_version / platform: Environment.
+        torch_version / cuda_version / cudnn_version / python_version / platform: Environment
+            (``cuda_version`` is torch's build CUDA, also reported on CPU runs).
         published_fps: The variant's published figures (protocol, device, source) for comparison.
         timestamp: UTC time of the measurement.
     """
@@ -145,6 +146,17 @@ class _Clock:
 
     def section(self, name: str) -> contextlib.AbstractContextManager[None]:
         return self._section(name)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
 
 
 def _count_flops(adapter: MethodAdapter, job: VideoJob) -> tuple[float | None, list[int] | None, int]:
@@ -230,7 +242,7 @@ def measure_fps(
         peak_gpu_mem_mib=torch.cuda.max_memory_allocated(adapter.device) / 2**20 if cuda else None,
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         device=str(adapter.device),
-        device_name=torch.cuda.get_device_name(adapter.device) if cuda else (platform.processor() or "cpu"),
+        device_name=torch.cuda.get_device_name(adapter.device) if cuda else _cpu_name(),
         precision=adapter.precision,
         channels_last=adapter.channels_last,
         compiled=hasattr(adapter.model, "_orig_mod"),
