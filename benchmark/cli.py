@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("benchmark.predict", "run a method variant over a dataset or video -> results.json (resumable)"),
     "speed": ("benchmark.speed", "measure FPS of a variant (model | model+track | e2e) -> fps.json"),
     "checkpoints": ("benchmark.checkpoint", "verify/inspect official checkpoints (sha256 -> checkpoints.lock.json)"),
+    "report": ("benchmark.report.render", "Markdown + self-contained HTML report: published vs reproduced, plots"),
 }
 
 

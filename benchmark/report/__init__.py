@@ -1,0 +1,1 @@
+"""The comparison report: published numbers beside reproduced ones (Markdown, HTML, plots)."""

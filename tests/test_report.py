@@ -1,0 +1,79 @@
+"""The comparison report: rows for every published result, reasons for missing ones, offline HTML."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmark.registry import list_variants
+from benchmark.report.collect import collect_rows, load_runs, verify
+
+
+def _metrics(ap: float) -> dict[str, Any]:
+    names = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+    return {
+        "stats": {n: ap for n in names},
+        "per_category": {"1": {"AP": ap}, "2": {"AP": -1.0}},
+        "bootstrap": {"p2_5": ap - 0.02, "p97_5": ap + 0.01, "mean": ap, "std": 0.01, "n": 10},
+    }
+
+
+def _setup(tmp_path: Path) -> Path:
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "runs:\n"
+        "  r50_sub: {variant: crossvis_r50.ytvis2019, dataset: ytvis2019_valid_sub}\n"
+        "  oracle: {variant: oracle.gt, dataset: toyvis_valid}\n"
+    )
+    for key, ap in (("r50_sub", 0.351), ("oracle", 1.0)):
+        (tmp_path / "results" / key).mkdir(parents=True)
+        (tmp_path / "results" / key / "metrics.json").write_text(json.dumps(_metrics(ap)))
+    return params
+
+
+def test_verify_deltas_and_tolerance() -> None:
+    v = {x.metric: x for x in verify({"AP": 35.5, "AP50": 55.1}, {"AP": 35.1, "AP50": 50.0}, {"AP": 0.5})}
+    assert v["AP"].delta == pytest.approx(-0.4) and v["AP"].ok is True
+    assert v["AP50"].ok is None  # no tolerance declared for AP50
+    assert v["AP75"].delta is None
+
+
+def test_every_published_row_present_with_reason(tmp_path: Path) -> None:
+    params = _setup(tmp_path)
+    seed, others = collect_rows(load_runs(params), tmp_path / "results", checkpoints=tmp_path / "ck")
+    methods = set(list_variants(kind="method"))
+    assert {r.variant for r in seed} == methods and len(methods) == 20
+    run = next(r for r in seed if r.run == "r50_sub")
+    ap = next(v for v in run.verdicts if v.metric == "AP")
+    assert ap.published == 35.5 and ap.reproduced == pytest.approx(35.1)
+    assert run.split == "local valid_sub" and run.ci == pytest.approx((33.1, 36.1))
+    assert run.per_category == {"1": pytest.approx(35.1)}
+    missing = [r for r in seed if r.run is None]
+    assert all(r.reason for r in missing)
+    assert [o.run for o in others] == ["oracle"] and others[0].kind == "oracle"
+
+
+def test_report_command_writes_offline_html(tmp_path: Path, cli: Any) -> None:
+    params = _setup(tmp_path)
+    rc, _, err = cli("report", "--runs", params, "--results", tmp_path / "results", "--out", tmp_path / "rep")
+    assert rc == 0, err
+    md = (tmp_path / "rep/README.md").read_text()
+    assert "crossvis_r50.ytvis2019" in md and "35.5 / 35.1 (-0.4)" in md and "[33.1, 36.1]" in md
+    assert md.count("| cico_") == 18
+    page = (tmp_path / "rep/report.html").read_text()
+    assert "<script" not in page
+    assert not re.search(r"""(src|href)=["']https?://""", page), "the page must not load anything"
+    assert page.count("data:image/png;base64,") == 4
+    for name in ("ap_vs_fps", "deltas", "per_category", "speed_vs_size"):
+        assert (tmp_path / f"rep/plots/{name}.png").stat().st_size > 1000
+
+
+def test_bad_runs_file(tmp_path: Path, cli: Any) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text("runs:\n  x: {variant: oracle.gt}\n")
+    rc, _, err = cli("report", "--runs", bad, "--results", tmp_path, "--out", tmp_path / "o")
+    assert rc == 2 and "runs.x" in err and "needs 'variant' and 'dataset'" in err
