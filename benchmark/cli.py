@@ -37,10 +37,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "show": ("benchmark.viz", "draw GT or predicted masks over the frames (PNG, GIF, MP4)"),
     "fetch": ("benchmark.fetch", "download checkpoints/datasets (resumable, sha256-verified, Google Drive)"),
     "list": ("benchmark.registry", "list method variants: published numbers, checkpoints, status"),
-    "predict": ("benchmark.predict", "run a method variant over a dataset or video -> results.json (resumable)"),
+    "predict": (
+        "benchmark.predict",
+        "run a method variant over a dataset or video -> results.json (resumable)",
+    ),
     "speed": ("benchmark.speed", "measure FPS of a variant (model | model+track | e2e) -> fps.json"),
-    "checkpoints": ("benchmark.checkpoint", "verify/inspect official checkpoints (sha256 -> checkpoints.lock.json)"),
-    "report": ("benchmark.report.render", "Markdown + self-contained HTML report: published vs reproduced, plots"),
+    "checkpoints": (
+        "benchmark.checkpoint",
+        "verify/inspect official checkpoints (sha256 -> checkpoints.lock.json)",
+    ),
+    "report": (
+        "benchmark.report.render",
+        "Markdown + self-contained HTML report: published vs reproduced, plots",
+    ),
 }
 
 
