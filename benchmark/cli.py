@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "benchmark.checkpoint",
         "verify/inspect official checkpoints (sha256 -> checkpoints.lock.json)",
     ),
+    "regress": ("benchmark.regress", "regression gate: accuracy vs baseline, normalised speed"),
     "report": (
         "benchmark.report.render",
         "Markdown + self-contained HTML report: published vs reproduced, plots",
