@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from pycocotools import mask as mask_utils
-
 from _parity_weights import fixture_state_dict
+from pycocotools import mask as mask_utils
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures" / "parity"
