@@ -7,8 +7,8 @@ Stages per clip (3 frames, overlap 1, the short last clip tiled; see
   with the ImageNet statistics applied to the **BGR** channels then reversed to RGB (the official
   quirk), zero padding to a multiple of 32 and at least 384x640.
 * forward: :class:`~methods.cico.model.CiCoNet`; class scores activated (sigmoid, or softmax with
-  background for OVIS). Per-frame 2-D work (backbone, FPN) of a frame shared with the previous
-  clip is reused.
+  background for OVIS). The per-frame backbone + FPN of a frame shared with the previous clip
+  (the overlap frame, the tiled last clip) is reused instead of recomputed.
 * track: :func:`~methods.cico.detect.detect` then :class:`~methods.cico.track.TrackTF`.
 * postprocess: the emitted frames' masks cropped to the unpadded part, bilinearly resized to the
   video size, ``> 0.5``, RLE-encoded (in chunks of objects to bound memory).
@@ -216,16 +216,36 @@ class CiCoAdapter(MethodAdapter):
         return res
 
 
+def _flag(v: bool | str) -> bool:
+    if isinstance(v, bool):
+        return v
+    if str(v).lower() in ("1", "true", "yes", "on"):
+        return True
+    if str(v).lower() in ("0", "false", "no", "off"):
+        return False
+    raise InputError(f"expected a boolean, got {v!r}", entry="options")
+
+
 def build(
     cfg: VariantCfg,
     *,
     device: str = "cpu",
-    keep_debug: bool = False,
-    legacy_3d_proto_conv: bool = False,
+    keep_debug: bool | str = False,
+    legacy_3d_proto_conv: bool | str = False,
+    fast3d: bool | str = False,
+    cache_frames: bool | str = True,
     **kwargs: Any,
 ) -> CiCoAdapter:
-    """Builder of every ``cico_*`` variant (random weights; load the official checkpoint after)."""
+    """Builder of every ``cico_*`` variant (random weights; load the official checkpoint after).
+
+    Options: ``fast3d`` (3x3x3 convolutions as channel-stacked 2-D ones; off by default: PyTorch's
+    oneDNN ``conv3d`` is faster on CPU here), ``cache_frames`` (reuse the per-frame backbone/FPN of frames shared by clips),
+    ``keep_debug`` (keep Detect/Track records in ``adapter.debug``), ``legacy_3d_proto_conv``.
+    """
     if kwargs:
         raise InputError(f"unknown CiCo option(s) {sorted(kwargs)}", entry="options")
-    model = CiCoNet(config_of(cfg, legacy_3d_proto_conv))
-    return CiCoAdapter(cfg, model, device=device, keep_debug=keep_debug)
+    model = CiCoNet(config_of(cfg, _flag(legacy_3d_proto_conv)))
+    model.set_fast3d(_flag(fast3d))
+    ad = CiCoAdapter(cfg, model, device=device, keep_debug=_flag(keep_debug))
+    ad.cache_frames = _flag(cache_frames)
+    return ad

@@ -65,9 +65,10 @@ class CiCoNet(nn.Module):
             f, cfg.proto_channels, cfg.mask_dim, cfg.clip_frames, 3, cfg.legacy_3d_proto_conv
         )
         self.prediction_layers = ClipPredictionModule(f, cfg.conf_channels, cfg.coeff_dim, cfg.clip_frames)
+        self.set_fast3d(False)
 
     def set_fast3d(self, on: bool) -> None:
-        """Compute the 3x3x3 convolutions as channel-stacked 2-D convolutions (default) or natively."""
+        """Compute the 3x3x3 convolutions as channel-stacked 2-D convolutions or natively (default)."""
         self.prediction_layers.fast3d = on
         self.ProtoNet.fast3d = on
 
