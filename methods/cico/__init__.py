@@ -1,7 +1,9 @@
 """CiCo (Li and Zhang, ECCV 2022): clip-in clip-out (3-frame clips, overlap 1), linked across clips.
 
-Only the variant metadata lives here so far (:mod:`methods.cico.variants`); the model and its
-adapter come with the method's own issue and register a builder for these variants.
+Variant metadata: :mod:`methods.cico.variants` (importable without torch). The plain-PyTorch
+re-implementation: :mod:`~methods.cico.model` (backbone, FPN, clip head, clip ProtoNet),
+:mod:`~methods.cico.detect`, :mod:`~methods.cico.track` and the adapter
+(:func:`methods.cico.adapter.build`, registered for all 18 variants in :mod:`methods`).
 """
 
 from methods.cico.variants import VARIANTS
