@@ -39,8 +39,10 @@ import numpy as np
 
 from benchmark._io import atomic_open, atomic_write_bytes, read_json
 from benchmark.errors import InputError, Problem
+from benchmark.evaluation import rle as rle_kernels
 
 __all__ = [
+    "CheckedMasks",
     "ResultsCheck",
     "VideoInfo",
     "check_results",
@@ -101,6 +103,26 @@ def gt_index(gt: Mapping[str, Any]) -> tuple[dict[int, tuple[int, int, int]], se
 
 
 @dataclass
+class CheckedMasks:
+    """Every compressed RLE that :func:`check_results` decoded (entries without problems, in file
+    order), with the decoding results, so that the evaluator need not decode them again.
+
+    Attributes:
+        entry, frame: [S] entry index in the results list and frame index of each mask.
+        height, width: [S] the mask's own ``size``.
+        counts: [S] the ``counts`` strings.
+        scan: codes, pixel counts and first/last foreground pixels (:func:`rle_kernels.scan`).
+    """
+
+    entry: np.ndarray
+    frame: np.ndarray
+    height: np.ndarray
+    width: np.ndarray
+    counts: list[str]
+    scan: rle_kernels.Scan
+
+
+@dataclass
 class ResultsCheck:
     """What :func:`check_results` found.
 
@@ -109,12 +131,14 @@ class ResultsCheck:
         unknown_video: Entry indices whose video is not in the GT (an error unless lenient).
         unknown_category: Entry indices whose category is not in the GT.
         quirks: Entry indices accepted only in lenient mode (wrong length or mask size).
+        masks: The decoded masks (see :class:`CheckedMasks`).
     """
 
     problems: list[Problem] = field(default_factory=list)
     unknown_video: list[int] = field(default_factory=list)
     unknown_category: list[int] = field(default_factory=list)
     quirks: list[int] = field(default_factory=list)
+    masks: CheckedMasks | None = None
 
 
 def _is_int(v: Any) -> bool:
@@ -157,7 +181,10 @@ def check_results(
         probs.append(Problem(fname, None, f"results must be a list, not {type(entries).__name__}"))
         return out
     counts_all: list[str] = []
-    counts_where: list[tuple[int, int, int]] = []  # (entry, frame, h*w)
+    c_entry: list[int] = []
+    c_frame: list[int] = []
+    c_h: list[int] = []
+    c_w: list[int] = []
     for i, e in enumerate(entries):
         if not isinstance(e, dict):
             probs.append(Problem(fname, f"results[{i}]", f"must be an object, not {type(e).__name__}"))
@@ -217,12 +244,32 @@ def check_results(
                     )
                 )
         hw = [h, w]
+        n_present = len(segs) - segs.count(None)
+        if n_present:
+            # fast path: every present frame is {"size": [h, w], "counts": str}
+            fast = [
+                s["counts"]
+                for s in segs
+                if type(s) is dict and s.get("size") == hw and type(s.get("counts")) is str
+            ]
+            if len(fast) == n_present:
+                counts_all.extend(fast)
+                c_entry.extend([i] * n_present)
+                c_frame.extend([j for j, s in enumerate(segs) if s is not None])
+                c_h.extend([h] * n_present)
+                c_w.extend([w] * n_present)
+                if quirk:
+                    out.quirks.append(i)
+                continue
         for j, s in enumerate(segs):
             if s is None:
                 continue
             if type(s) is dict and s.get("size") == hw and type(s.get("counts")) is str:
                 counts_all.append(s["counts"])
-                counts_where.append((i, j, h * w))
+                c_entry.append(i)
+                c_frame.append(j)
+                c_h.append(h)
+                c_w.append(w)
                 continue
             # slow path: say what is wrong
             fw = f"{where}, segmentations[{j}]"
@@ -259,43 +306,43 @@ def check_results(
                     )
                     continue
             counts_all.append(counts)
-            counts_where.append((i, j, size[0] * size[1]))
+            c_entry.append(i)
+            c_frame.append(j)
+            c_h.append(size[0])
+            c_w.append(size[1])
         if quirk:
             out.quirks.append(i)
-    for k, msg in _check_counts(counts_all, [c[2] for c in counts_where], deep):
-        i, j, _ = counts_where[k]
+    height = np.array(c_h, dtype=np.int64)
+    width = np.array(c_w, dtype=np.int64)
+    scan = rle_kernels.scan(counts_all, height * width)
+    out.masks = CheckedMasks(
+        entry=np.array(c_entry, dtype=np.int64), frame=np.array(c_frame, dtype=np.int64),
+        height=height, width=width, counts=counts_all, scan=scan,
+    )  # fmt: skip
+    for k, msg in _check_counts(counts_all, scan.codes, height * width, deep):
+        i, j = int(out.masks.entry[k]), int(out.masks.frame[k])
         probs.append(Problem(fname, f"{_label(i, entries[i])}, segmentations[{j}]", msg))
     return out
 
 
-def _check_counts(counts: Sequence[str], areas: Sequence[int], deep: bool) -> list[tuple[int, str]]:
+def _check_counts(
+    counts: Sequence[str], codes: np.ndarray, areas: np.ndarray, deep: bool
+) -> list[tuple[int, str]]:
     """(index, message) of every RLE string that is not a plausible compressed RLE.
 
-    Always: characters in '0'..'o' and a complete last group, non-empty (vectorised, cheap).
-    ``deep``: full decoding, runs non-negative and summing to the mask's pixel count.
+    Always: characters in '0'..'o' and a complete last group, non-empty. ``deep``: also runs
+    non-negative and summing to the mask's pixel count. ``codes`` come from the C scan (which
+    reports the first problem in decoding order); the messages from :func:`rle_counts_ok`.
     """
-    if not counts:
-        return []
     bad: list[tuple[int, str]] = []
-    big = "".join(counts)
-    lens = np.fromiter((len(c) for c in counts), dtype=np.int64, count=len(counts))
-    ends = np.cumsum(lens)
-    suspect = np.zeros(len(counts), dtype=bool)
-    if not big.isascii():
-        suspect[:] = True
-    else:
-        b = np.frombuffer(big.encode("ascii"), dtype=np.uint8)
-        out_of_range = (b < 48) | (b > 111)
-        if out_of_range.any():
-            pos = np.flatnonzero(out_of_range)
-            suspect[np.searchsorted(ends, pos, side="right")] = True
-        nonempty = lens > 0
-        last = b[ends[nonempty] - 1].astype(np.int64) - 48
-        suspect[np.flatnonzero(nonempty)[(last & 0x20) != 0]] = True
-        suspect[~nonempty] = True
-    todo: list[int] = list(range(len(counts))) if deep else np.flatnonzero(suspect).tolist()
-    for k in todo:
-        ok, why = rle_counts_ok(counts[k], int(areas[k]))
+    for k in np.flatnonzero(codes != rle_kernels.RLE_OK).tolist():
+        c = counts[k]
+        if not deep and codes[k] in (rle_kernels.RLE_NEGATIVE, rle_kernels.RLE_TOTAL):
+            # decodable up to a wrong run: only a character-level defect counts without ``deep``
+            ch = c[-1:]
+            if c.isascii() and all(48 <= ord(x) <= 111 for x in c) and not (ord(ch) - 48) & 0x20:
+                continue
+        ok, why = rle_counts_ok(c, int(areas[k]))
         if not ok:
             bad.append((k, why))
     return bad

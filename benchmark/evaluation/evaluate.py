@@ -173,7 +173,7 @@ def _evaluate(
         )
     t_load = time.perf_counter()
     gtt = build_gt(gt_data)
-    dtt = build_preds(res_data, gtt, keep)
+    dtt = build_preds(res_data, gtt, keep, check.masks)
     order = _select(gtt, dtt)
     kept = np.zeros(len(dtt.video), dtype=bool)
     kept[order] = True

@@ -10,25 +10,54 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from benchmark.evaluation import rle as rle_kernels
 from benchmark.masks import to_compressed_rle
 
-__all__ = ["GTTable", "PredTable", "build_gt", "build_preds"]
+if TYPE_CHECKING:
+    from benchmark.data.results import CheckedMasks
+
+__all__ = ["GTTable", "MaskStore", "PredTable", "build_gt", "build_preds"]
 
 OCC_SCORE = {"no_occlusion": 0.0, "slight_occlusion": 0.25, "severe_occlusion": 0.75}
-_AREA_CHUNK = 255
 
 
-def _areas(rles: list[Any]) -> np.ndarray:
-    from pycocotools import mask as mask_utils
+@dataclass
+class MaskStore:
+    """The present masks of a table, each decoded once.
 
-    out = np.zeros(len(rles), dtype=np.int64)
-    for i in range(0, len(rles), _AREA_CHUNK):
-        out[i : i + _AREA_CHUNK] = mask_utils.area(rles[i : i + _AREA_CHUNK])
-    return out
+    Attributes:
+        counts: [S] compressed-RLE strings.
+        height, width: [S] each mask's own size.
+        codes: [S] C scan codes (0: a valid RLE; else pycocotools defines the mask, see
+            :mod:`benchmark.evaluation.rle`).
+        areas: [S] pixel counts (pycocotools' where code != 0).
+        first, end: [S] first foreground pixel and one past the last (0/0 where code != 0).
+    """
+
+    counts: list[Any]
+    height: np.ndarray
+    width: np.ndarray
+    codes: np.ndarray
+    areas: np.ndarray
+    first: np.ndarray
+    end: np.ndarray
+
+    @classmethod
+    def build(cls, counts: list[Any], height: np.ndarray, width: np.ndarray,
+              scan: rle_kernels.Scan | None = None) -> MaskStore:  # fmt: skip
+        if scan is None:
+            scan = rle_kernels.scan(counts, height * width)
+        areas = scan.areas
+        odd = np.flatnonzero(scan.codes != rle_kernels.RLE_OK)
+        if len(odd):
+            areas = areas.copy()
+            hw = np.stack([height[odd], width[odd]], axis=1)
+            areas[odd] = rle_kernels.pycoco_areas([counts[k] for k in odd.tolist()], hw)
+        return cls(counts, height, width, scan.codes, areas, scan.first, scan.end)
 
 
 @dataclass
@@ -44,9 +73,10 @@ class GTTable:
     avg_area: np.ndarray  # [G] from the ``areas`` field
     occ_score: np.ndarray  # [G] OVIS occlusion score (0 without labels)
     length: np.ndarray  # [G] number of per-frame entries
-    frames: list[list[Any]]  # per track, per frame: compressed RLE or None
+    masks: MaskStore  # the present masks (compressed RLE; polygons and uncompressed RLE converted)
+    slot_mask: np.ndarray  # per frame of all tracks, concatenated: index in ``masks`` or -1 (absent)
     flat_area: np.ndarray  # per-frame pixel counts of all tracks, concatenated (0 when absent)
-    area_offset: np.ndarray  # [G] start of each track in flat_area
+    area_offset: np.ndarray  # [G] start of each track in flat_area / slot_mask
     flat_cum: np.ndarray  # prefix sums of flat_area, with a leading 0
     regular: np.ndarray  # [G] every present frame has the video's size
     has_occlusion: bool  # every track carries usable occlusion labels (OVIS)
@@ -67,7 +97,8 @@ class PredTable:
     score: np.ndarray  # [P] float64
     avg_area: np.ndarray  # [P]
     length: np.ndarray  # [P]
-    frames: list[list[Any]]
+    masks: MaskStore
+    slot_mask: np.ndarray
     flat_area: np.ndarray
     area_offset: np.ndarray
     flat_cum: np.ndarray
@@ -76,23 +107,19 @@ class PredTable:
     n_dropped_category: int = 0
 
 
-def _flat_areas(
-    frames_all: list[list[Any]], present: list[list[int]]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-frame pixel counts of all tracks, flattened: (flat_area, offset per track, prefix sums
-    [total + 1], track of each present frame's area in ``flat_area`` order of presence)."""
-    lengths = np.fromiter((len(f) for f in frames_all), dtype=np.int64, count=len(frames_all))
-    offset = np.zeros(len(frames_all) + 1, dtype=np.int64)
+def _slots(lengths: np.ndarray, track: np.ndarray, frame: np.ndarray, store: MaskStore
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """(slot_mask, flat_area, offset per track, prefix sums) from each mask's (track, frame)."""
+    offset = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offset[1:])
-    flat = [frames_all[t][f] for t, fs in enumerate(present) for f in fs]
-    pos = np.fromiter(
-        (offset[t] + f for t, fs in enumerate(present) for f in fs), dtype=np.int64, count=len(flat)
-    )
+    slot = offset[track] + frame
+    slot_mask = np.full(int(offset[-1]), -1, dtype=np.int64)
+    slot_mask[slot] = np.arange(len(slot))
     flat_area = np.zeros(int(offset[-1]), dtype=np.int64)
-    flat_area[pos] = _areas(flat)
+    flat_area[slot] = store.areas
     cum = np.zeros(len(flat_area) + 1, dtype=np.int64)
     np.cumsum(flat_area, out=cum[1:])
-    return flat_area, offset[:-1], cum, lengths
+    return slot_mask, flat_area, offset[:-1], cum
 
 
 def build_gt(data: dict[str, Any]) -> GTTable:
@@ -112,8 +139,12 @@ def build_gt(data: dict[str, Any]) -> GTTable:
     video_hw = np.array(
         [[int(videos[int(v)]["height"]), int(videos[int(v)]["width"])] for v in vids], np.int64
     )
-    frames_all: list[list[Any]] = []
-    present: list[list[int]] = []
+    counts: list[Any] = []
+    m_h: list[int] = []
+    m_w: list[int] = []
+    m_track: list[int] = []
+    m_frame: list[int] = []
+    lengths = np.zeros(len(anns), dtype=np.int64)
     regular = np.ones(len(anns), dtype=bool)
     avg = np.zeros(len(anns))
     occ = np.zeros(len(anns))
@@ -121,19 +152,23 @@ def build_gt(data: dict[str, Any]) -> GTTable:
     for t, a in enumerate(anns):
         vi = vid_index[a["video_id"]]
         h, w = int(video_hw[vi, 0]), int(video_hw[vi, 1])
-        frames: list[Any] = []
-        fs = []
-        for f, s in enumerate(a["segmentations"]):
+        segs = a["segmentations"]
+        lengths[t] = len(segs)
+        for f, s in enumerate(segs):
             if s:  # truthy = present (official ``if a:``)
-                r = to_compressed_rle(s, h, w)
-                frames.append(r)
-                fs.append(f)
-                if r["size"][0] != h or r["size"][1] != w:
+                c = s.get("counts") if type(s) is dict else None
+                if type(c) is str:  # compressed RLE, used as it is
+                    size = s["size"]
+                else:
+                    r = to_compressed_rle(s, h, w)
+                    c, size = r["counts"], r["size"]
+                counts.append(c)
+                m_h.append(int(size[0]))
+                m_w.append(int(size[1]))
+                m_track.append(t)
+                m_frame.append(f)
+                if size[0] != h or size[1] != w:
                     regular[t] = False
-            else:
-                frames.append(None)
-        frames_all.append(frames)
-        present.append(fs)
         # avg_area from the ``areas`` field, never from the masks; None and 0 are skipped
         vals = [x for x in (a.get("areas") or []) if x]
         avg[t] = np.array(vals).mean() if vals else 0
@@ -145,7 +180,10 @@ def build_gt(data: dict[str, Any]) -> GTTable:
             occ[t] = sum(top) / len(top)
         else:
             has_occ = False
-    flat_area, offset, cum, _ = _flat_areas(frames_all, present)
+    store = MaskStore.build(counts, np.array(m_h, dtype=np.int64), np.array(m_w, dtype=np.int64))
+    slot_mask, flat_area, offset, cum = _slots(
+        lengths, np.array(m_track, dtype=np.int64), np.array(m_frame, dtype=np.int64), store
+    )
     return GTTable(
         video_ids=vids, video_len=video_len, video_hw=video_hw, cat_ids=cat_ids,
         video=np.array([vid_index[a["video_id"]] for a in anns], dtype=np.int64),
@@ -153,55 +191,78 @@ def build_gt(data: dict[str, Any]) -> GTTable:
         ids=np.array([a.get("id", 0) for a in anns], dtype=np.int64),
         crowd=np.array([bool(a.get("iscrowd", 0)) for a in anns], dtype=bool),
         avg_area=avg, occ_score=occ,
-        length=np.array([len(f) for f in frames_all], dtype=np.int64),
-        frames=frames_all, flat_area=flat_area, area_offset=offset, flat_cum=cum, regular=regular,
-        has_occlusion=has_occ,
+        length=lengths, masks=store, slot_mask=slot_mask,
+        flat_area=flat_area, area_offset=offset, flat_cum=cum, regular=regular, has_occlusion=has_occ,
     )  # fmt: skip
 
 
-def build_preds(entries: list[dict[str, Any]], gt: GTTable, keep: list[int] | None = None) -> PredTable:
+def build_preds(
+    entries: list[dict[str, Any]],
+    gt: GTTable,
+    keep: list[int] | None = None,
+    masks: CheckedMasks | None = None,
+) -> PredTable:
     """Index (already validated) result entries of GT videos and categories.
 
     ``keep`` restricts to these entry indices (lenient mode drops unknown videos); entries whose
-    category is not a GT category are dropped silently, as the official evaluator does.
+    category is not a GT category are dropped silently, as the official evaluator does. ``masks``:
+    the masks :func:`~benchmark.data.results.check_results` already decoded (else decoded here).
     """
     vid_index = gt.vid_index
     cat_index = gt.cat_index
-    hw = gt.video_hw
     idx = range(len(entries)) if keep is None else keep
-    rows: list[int] = []
-    dropped = 0
-    for i in idx:
-        e = entries[i]
-        if e["category_id"] in cat_index:
-            rows.append(i)
-        else:
-            dropped += 1
+    rows = [i for i in idx if entries[i]["category_id"] in cat_index]
+    dropped = len(idx) - len(rows)
     n = len(rows)
-    video = np.empty(n, dtype=np.int64)
-    cat = np.empty(n, dtype=np.int64)
-    score = np.empty(n, dtype=np.float64)
+    sel = [entries[i] for i in rows]
+    video = np.array([vid_index[e["video_id"]] for e in sel], dtype=np.int64)
+    cat = np.array([cat_index[e["category_id"]] for e in sel], dtype=np.int64)
+    score = np.array([e["score"] for e in sel], dtype=np.float64)
+    lengths = np.array([len(e["segmentations"]) for e in sel], dtype=np.int64)
+    row_arr = np.array(rows, dtype=np.int64)
+    if masks is None:
+        counts: list[Any] = []
+        m_h: list[int] = []
+        m_w: list[int] = []
+        m_entry: list[int] = []
+        m_frame: list[int] = []
+        for i, e in zip(rows, sel, strict=True):
+            for f, s in enumerate(e["segmentations"]):
+                if s:  # truthy = present
+                    counts.append(s["counts"])
+                    m_h.append(int(s["size"][0]))
+                    m_w.append(int(s["size"][1]))
+                    m_entry.append(i)
+                    m_frame.append(f)
+        m_entry_a = np.array(m_entry, dtype=np.int64)
+        m_frame_a = np.array(m_frame, dtype=np.int64)
+        store = MaskStore.build(counts, np.array(m_h, dtype=np.int64), np.array(m_w, dtype=np.int64))
+    else:
+        m_entry_a, m_frame_a = masks.entry, masks.frame
+        store = MaskStore.build(masks.counts, masks.height, masks.width, masks.scan)
+    row_of = np.full(len(entries) + 1, -1, dtype=np.int64)
+    row_of[row_arr] = np.arange(n)
+    m_row = row_of[m_entry_a] if len(m_entry_a) else np.zeros(0, dtype=np.int64)
+    if masks is not None and (m_row < 0).any():  # masks of dropped entries stay in the store, unused
+        ok = m_row >= 0
+        m_row, m_frame_a = m_row[ok], m_frame_a[ok]
+        store_idx = np.flatnonzero(ok)
+    else:
+        store_idx = np.arange(len(m_row))
+    offset = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offset[1:])
+    slot = offset[m_row] + m_frame_a
+    slot_mask = np.full(int(offset[-1]), -1, dtype=np.int64)
+    slot_mask[slot] = store_idx
+    flat_area = np.zeros(int(offset[-1]), dtype=np.int64)
+    flat_area[slot] = store.areas[store_idx]
+    cum = np.zeros(len(flat_area) + 1, dtype=np.int64)
+    np.cumsum(flat_area, out=cum[1:])
     regular = np.ones(n, dtype=bool)
-    frames_all: list[list[Any]] = []
-    present: list[list[int]] = []
-    for t, i in enumerate(rows):
-        e = entries[i]
-        vi = vid_index[e["video_id"]]
-        video[t] = vi
-        cat[t] = cat_index[e["category_id"]]
-        score[t] = e["score"]
-        segs = e["segmentations"]
-        fs = [f for f, s in enumerate(segs) if s]
-        frames: list[Any] = [s if s else None for s in segs]
-        h, w = hw[vi]
-        for f in fs:
-            sz = frames[f]["size"]
-            if sz[0] != h or sz[1] != w:
-                regular[t] = False
-                break
-        frames_all.append(frames)
-        present.append(fs)
-    flat_area, offset, cum, lengths = _flat_areas(frames_all, present)
+    if n:
+        hw = gt.video_hw[video[m_row]]
+        off = (store.height[store_idx] != hw[:, 0]) | (store.width[store_idx] != hw[:, 1])
+        regular[m_row[off]] = False
     # official: mean of the truthy (non-zero) areas over *all* frames; integer sums are exact
     track = np.repeat(np.arange(n), lengths)
     nz = flat_area > 0
@@ -209,8 +270,7 @@ def build_preds(entries: list[dict[str, Any]], gt: GTTable, keep: list[int] | No
     tot = np.bincount(track[nz], weights=flat_area[nz], minlength=n)
     avg = np.where(cnt > 0, tot / np.maximum(cnt, 1), 0.0)
     return PredTable(
-        video=video, cat=cat, score=score, avg_area=avg,
-        length=np.array([len(f) for f in frames_all], dtype=np.int64),
-        frames=frames_all, flat_area=flat_area, area_offset=offset, flat_cum=cum, regular=regular,
-        entry=np.array(rows, dtype=np.int64), n_dropped_category=dropped,
+        video=video, cat=cat, score=score, avg_area=avg, length=lengths, masks=store,
+        slot_mask=slot_mask, flat_area=flat_area, area_offset=offset[:-1], flat_cum=cum,
+        regular=regular, entry=row_arr, n_dropped_category=dropped,
     )  # fmt: skip

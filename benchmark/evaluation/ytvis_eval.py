@@ -8,8 +8,9 @@ input (the fixtures under ``tests/fixtures/evaluator`` pin that down) and is man
 Pipeline (one pass, no per-threshold Python loops):
 
 1. :mod:`benchmark.evaluation.loading` turns the GT file and the results into flat track tables.
-2. :func:`track_ious` computes, per video, the exact integer intersection and union of every
-   (prediction, GT) track pair of the same category with pycocotools' C ``iou`` (one call per frame).
+2. :func:`track_ious` computes the exact integer intersection and union of every (prediction, GT)
+   track pair of the same video and category, frame by frame, with the C kernels of
+   :mod:`benchmark.evaluation.rle` (each RLE string decoded once for its area, again per pair).
 3. :func:`match` runs COCO's greedy matching for all (video, category) units, area/occlusion ranges
    and IoU thresholds at once, one step per prediction rank.
 4. :func:`accumulate` builds precision/recall per (category, range, maxDets) and :func:`summarize`
@@ -56,7 +57,8 @@ from dataclasses import dataclass
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from benchmark.evaluation.loading import GTTable, PredTable
+from benchmark.evaluation import rle as rle_kernels
+from benchmark.evaluation.loading import GTTable, MaskStore, PredTable
 
 __all__ = [
     "AREA_RNG",
@@ -92,18 +94,6 @@ OVIS_STAT_NAMES = (
 
 #: (area range, occlusion range) per range index. YTVIS uses the first 4, OVIS all 7.
 RANGES = tuple((a, OCC_RNG[0]) for a in AREA_RNG) + tuple((AREA_RNG[0], o) for o in OCC_RNG[1:])
-#: pycocotools' area overflows on 256+ RLEs at once under numpy 2.
-_AREA_CHUNK = 255
-
-
-def rle_areas(rles: list) -> np.ndarray:
-    """Pixel counts of compressed RLEs (str or bytes counts) as int64, chunked."""
-    out = np.zeros(len(rles), dtype=np.int64)
-    for i in range(0, len(rles), _AREA_CHUNK):
-        out[i : i + _AREA_CHUNK] = mask_utils.area(rles[i : i + _AREA_CHUNK])
-    return out
-
-
 # ----------------------------------------------------------------------------------------------
 # 2. track IoUs
 
@@ -111,80 +101,67 @@ def rle_areas(rles: list) -> np.ndarray:
 def track_ious(gt: GTTable, dt: PredTable, keep: np.ndarray) -> PairIoU:
     """Exact intersections of every kept prediction with every GT track of its video and category.
 
-    One pycocotools ``iou`` call per (video, frame) on the present masks of the tracks that have a
-    partner of the same category. With ``iscrowd=1`` it returns |D & G| / |D| as a correctly rounded
-    double of two integers < 2**32, so ``rint(iou * |D|)`` recovers the integer intersection
-    exactly. Sums over frames stay integers; unions come from per-frame area prefix sums.
+    All (prediction, GT) track pairs of the same video and category are expanded to their zipped
+    frames (``f < min(len_d, len_g)``) where both masks are present; each such mask pair's
+    intersection is an exact integer count from the C kernel (:func:`rle.intersect`, skipped when
+    the first/last foreground pixels show no overlap). Frames whose mask sizes differ add 0 to both
+    sums (official ``rleMerge`` of different sizes); a mask the C scan does not accept goes through
+    pycocotools' ``iou`` like the official code. Unions come from per-frame area prefix sums.
     """
     n_g = len(gt.video)
     d_rows = np.flatnonzero(keep)
-    # tracks with a partner: same video and category
+    # candidate track pairs: same video and category
     g_key = gt.video * (1 << 20) + gt.cat
     d_key = dt.video[d_rows] * (1 << 20) + dt.cat[d_rows]
-    d_rows = d_rows[np.isin(d_key, g_key)]
-    g_rows = np.flatnonzero(np.isin(g_key, d_key[np.isin(d_key, g_key)]))
-    by_vid_d = _group(dt.video[d_rows], d_rows)
-    by_vid_g = _group(gt.video[g_rows], g_rows)
-    chunks: list[np.ndarray] = []
-    pd: list[int] = []
-    pg: list[int] = []
-    pf: list[int] = []
-    iou = mask_utils.iou
-    dframes, gframes = dt.frames, gt.frames
-    for v, dv in by_vid_d.items():
-        gv = by_vid_g.get(v)
-        if gv is None:
-            continue
-        dl = dv.tolist()
-        gl = gv.tolist()
-        dfr = [dframes[i] for i in dl]
-        gfr = [gframes[j] for j in gl]
-        n_frames = min(max(len(x) for x in dfr), max(len(x) for x in gfr))
-        for f in range(n_frames):
-            a = []
-            ai = []
-            for i, fr in zip(dl, dfr, strict=True):
-                if f < len(fr) and fr[f] is not None:
-                    a.append(fr[f])
-                    ai.append(i)
-            if not a:
-                continue
-            b = []
-            bi = []
-            for j, fr in zip(gl, gfr, strict=True):
-                if f < len(fr) and fr[f] is not None:
-                    b.append(fr[f])
-                    bi.append(j)
-            if not b:
-                continue
-            chunks.append(np.asarray(iou(a, b, [1] * len(b))).ravel(order="F"))  # GT-major
-            pd.extend(ai * len(bi))
-            pg.extend([j for j in bi for _ in ai])
-            pf.extend([f] * (len(ai) * len(bi)))
-    o = np.concatenate(chunks) if chunks else np.zeros(0)
-    pd_a = np.asarray(pd, dtype=np.int64)
-    pg_a = np.asarray(pg, dtype=np.int64)
-    pf_a = np.asarray(pf, dtype=np.int64)
-    a_d = dt.flat_area[dt.area_offset[pd_a] + pf_a]
-    a_g = gt.flat_area[gt.area_offset[pg_a] + pf_a]
-    inter = np.rint(np.maximum(o, 0.0) * a_d).astype(np.int64)
-    mism = np.zeros(len(o), dtype=np.int64)
-    irregular = ~dt.regular[pd_a] | ~gt.regular[pg_a]
-    for k in np.flatnonzero(irregular).tolist():
-        # official: rleMerge of masks of different sizes is empty -> the frame adds 0 to both sums
-        ds = dt.frames[pd[k]][pf[k]]["size"]
-        gs = gt.frames[pg[k]][pf[k]]["size"]
-        if ds[0] != gs[0] or ds[1] != gs[1]:
-            inter[k] = 0
-            mism[k] = a_d[k] + a_g[k]
-    key = pd_a * n_g + pg_a
-    keys, inv = np.unique(key, return_inverse=True)
+    g_order = np.argsort(g_key, kind="stable")
+    gk = g_key[g_order]
+    lo = np.searchsorted(gk, d_key, side="left")
+    hi = np.searchsorted(gk, d_key, side="right")
+    n_partners = hi - lo
+    pd_t = np.repeat(d_rows, n_partners)
+    first = np.repeat(lo - np.cumsum(n_partners) + n_partners, n_partners)
+    pg_t = g_order[np.arange(len(pd_t)) + first] if len(pd_t) else np.zeros(0, np.int64)
+    # zipped frames of each track pair
+    zl = np.minimum(dt.length[pd_t], gt.length[pg_t])
+    pair = np.repeat(np.arange(len(pd_t)), zl)
+    f = np.arange(len(pair)) - np.repeat(np.cumsum(zl) - zl, zl)
+    sd = dt.slot_mask[dt.area_offset[pd_t[pair]] + f] if len(pair) else np.zeros(0, np.int64)
+    sg = gt.slot_mask[gt.area_offset[pg_t[pair]] + f] if len(pair) else np.zeros(0, np.int64)
+    both = (sd >= 0) & (sg >= 0)
+    pair, sd, sg = pair[both], sd[both], sg[both]
+    dm, gm = dt.masks, gt.masks
+    a_d, a_g = dm.areas[sd], gm.areas[sg]
+    inter = np.zeros(len(pair), dtype=np.int64)
+    mism = np.zeros(len(pair), dtype=np.int64)
+    same = (dm.height[sd] == gm.height[sg]) & (dm.width[sd] == gm.width[sg])
+    # official: rleMerge of masks of different sizes is empty -> the frame adds 0 to both sums
+    mism[~same] = (a_d + a_g)[~same]
+    odd = same & ((dm.codes[sd] != 0) | (gm.codes[sg] != 0))
+    for k in np.flatnonzero(odd).tolist():
+        inter[k] = _pycoco_inter(dm, int(sd[k]), gm, int(sg[k]), int(a_d[k]))
+    overlap = same & ~odd & (dm.first[sd] < gm.end[sg]) & (gm.first[sg] < dm.end[sd])
+    ov = np.flatnonzero(overlap)
+    inter[ov] = rle_kernels.intersect(dm.counts, gm.counts, sd[ov], sg[ov])
+    keys = pd_t * n_g + pg_t
+    order = np.argsort(keys)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    n_p = len(keys)
     return PairIoU(
-        keys=keys,
-        inter=np.bincount(inv, weights=inter, minlength=len(keys)).astype(np.int64),
-        mismatch=np.bincount(inv, weights=mism, minlength=len(keys)).astype(np.int64),
+        keys=keys[order],
+        inter=np.bincount(rank[pair], weights=inter, minlength=n_p).astype(np.int64),
+        mismatch=np.bincount(rank[pair], weights=mism, minlength=n_p).astype(np.int64),
         n_gt=n_g,
     )
+
+
+def _pycoco_inter(dm: MaskStore, i: int, gm: MaskStore, j: int, a_d: int) -> int:
+    """|D & G| as the official code gets it from pycocotools (for masks the C scan rejects):
+    ``iou`` with iscrowd=1 is |D & G| / |D|, a correctly rounded ratio of integers < 2**32."""
+    d = {"size": [int(dm.height[i]), int(dm.width[i])], "counts": dm.counts[i]}
+    g = {"size": [int(gm.height[j]), int(gm.width[j])], "counts": gm.counts[j]}
+    o = float(np.asarray(mask_utils.iou([d], [g], [1])).ravel()[0])
+    return int(np.rint(max(o, 0.0) * a_d))
 
 
 @dataclass
