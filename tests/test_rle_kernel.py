@@ -71,6 +71,8 @@ def test_intersect_matches_pycocotools(shapes: list[tuple[int, int]]) -> None:
     ia, ib = np.meshgrid(np.arange(len(ms)), np.arange(len(ms)), indexing="ij")
     ia, ib = ia.ravel(), ib.ravel()
     got = rle.intersect(strings, strings, ia, ib)
+    sc = rle.scan(strings, np.array([m.size for m in ms]))
+    assert (rle.intersect(strings, strings, ia, ib, np.minimum(sc.end[ia], sc.end[ib])) == got).all()
     h, w = shapes[0]
     for k, (i, j) in enumerate(zip(ia.tolist(), ib.tolist(), strict=True)):
         a = {"size": [h, w], "counts": strings[i]}

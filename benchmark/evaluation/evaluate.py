@@ -7,6 +7,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,17 +74,20 @@ def _load(obj: Any, what: str) -> tuple[Any, str | None, str | None]:
         except OSError:
             read_json_fast(p, what=what)  # raises the worded InputError
             raise
-        sha = hashlib.sha256(raw).hexdigest()
-        try:
-            import orjson
+        # hashlib releases the GIL on large inputs: hash on a second core while JSON is parsed
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            sha_f = pool.submit(lambda: hashlib.sha256(raw).hexdigest())
+            try:
+                import orjson
 
-            data = orjson.loads(raw)
-        except ImportError:  # pragma: no cover
-            import json
+                data = orjson.loads(raw)
+            except ImportError:  # pragma: no cover
+                import json
 
-            data = json.loads(raw)
-        except Exception:
-            data = read_json_fast(p, what=what)
+                data = json.loads(raw)
+            except Exception:
+                data = read_json_fast(p, what=what)
+            sha = sha_f.result()
         return data, str(p), sha
     return obj, None, None
 

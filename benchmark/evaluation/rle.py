@@ -68,14 +68,20 @@ def scan(strings: list[Any], totals: np.ndarray) -> Scan:
     )
 
 
-def intersect(a: list[Any], b: list[Any], ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
+def intersect(
+    a: list[Any], b: list[Any], ia: np.ndarray, ib: np.ndarray, limit: np.ndarray | None = None
+) -> np.ndarray:
     """Exact |a[ia[k]] & b[ib[k]]| per pair; every string used must have scan code 0 and both masks
-    of a pair the same pixel count (raises ValueError otherwise)."""
+    of a pair the same pixel count (raises ValueError otherwise). ``limit``: a pixel index per pair
+    beyond which one of the masks has no foreground (e.g. the smaller :class:`Scan` ``end``); the
+    merge stops there (default: decode to the end)."""
     ia = np.ascontiguousarray(ia, dtype=np.int64)
     ib = np.ascontiguousarray(ib, dtype=np.int64)
     if len(ia) == 0:
         return np.zeros(0, dtype=np.int64)
-    return np.frombuffer(_rle.intersect(a, b, ia.tobytes(), ib.tobytes()), dtype=np.int64)
+    lim = np.full(len(ia), np.iinfo(np.int64).max) if limit is None else limit
+    lim = np.ascontiguousarray(lim, dtype=np.int64)
+    return np.frombuffer(_rle.intersect(a, b, ia.tobytes(), ib.tobytes(), lim.tobytes()), dtype=np.int64)
 
 
 def pycoco_areas(strings: list[Any], sizes: np.ndarray) -> np.ndarray:

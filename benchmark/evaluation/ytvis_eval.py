@@ -141,7 +141,9 @@ def track_ious(gt: GTTable, dt: PredTable, keep: np.ndarray) -> PairIoU:
         inter[k] = _pycoco_inter(dm, int(sd[k]), gm, int(sg[k]), int(a_d[k]))
     overlap = same & ~odd & (dm.first[sd] < gm.end[sg]) & (gm.first[sg] < dm.end[sd])
     ov = np.flatnonzero(overlap)
-    inter[ov] = rle_kernels.intersect(dm.counts, gm.counts, sd[ov], sg[ov])
+    inter[ov] = rle_kernels.intersect(
+        dm.counts, gm.counts, sd[ov], sg[ov], np.minimum(dm.end[sd[ov]], gm.end[sg[ov]])
+    )
     keys = pd_t * n_g + pg_t
     order = np.argsort(keys)
     rank = np.empty(len(order), dtype=np.int64)
