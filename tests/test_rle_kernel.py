@@ -137,3 +137,17 @@ def test_scan_type_errors() -> None:
         rle.scan([5], np.array([1]))
     with pytest.raises(ValueError):
         rle.scan(["0"], np.array([1, 2]))
+
+
+def test_threaded_paths_match_single_strings() -> None:
+    """>= 4096 strings/pairs use two threads: same answers as one call per item."""
+    rng = np.random.default_rng(3)
+    ms = _masks(rng, 5000, [(5, 7)])
+    strings = [_encode(m) for m in ms]
+    tot = np.full(len(ms), 35)
+    sc = rle.scan(strings, tot)
+    assert sc.areas.tolist() == [int(m.sum()) for m in ms]
+    ia = rng.integers(0, len(ms), 6000)
+    ib = rng.integers(0, len(ms), 6000)
+    got = rle.intersect(strings, strings, ia, ib, np.minimum(sc.end[ia], sc.end[ib]))
+    assert got.tolist() == [int((ms[i] & ms[j]).sum()) for i, j in zip(ia.tolist(), ib.tolist(), strict=True)]
