@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -111,3 +111,23 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str
         return rc, out, err
 
     return _run
+
+
+@pytest.fixture
+def unimplemented_variant() -> Iterator[str]:
+    """A method variant with metadata but no builder (as every method is before its adapter lands)."""
+    from benchmark import registry as reg
+    from benchmark.variant_cfg import InputSize, PublishedResult, VariantCfg
+
+    reg.ensure_loaded()
+    name = "notyet_r50.ytvis2019"
+    cfg = VariantCfg(
+        name=name, method="notyet", backbone="r50", train_dataset="ytvis2019", eval_dataset="ytvis2019_valid",
+        num_classes=40, official_repo="https://example.invalid/notyet", paper="-", config="-",
+        input_size=InputSize(360, 640),
+        published=(PublishedResult("ytvis2019_valid", {"AP": 30.0}, "test fixture"),),
+    )  # fmt: skip
+    reg.register_variant(cfg)
+    yield name
+    reg._VARIANTS.pop(name, None)
+    reg._ORIGIN.pop(name, None)

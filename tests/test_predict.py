@@ -129,13 +129,15 @@ def test_single_video_and_max_videos(cli_predict: Cli, four_videos: Path, tmp_pa
     assert rc == 0 and {r["video_id"] for r in json.loads(out2.read_text())} == {1, 2}
 
 
-def test_bad_input_exits_2(cli_predict: Cli, tiny_dataset: Path, tmp_path: Path) -> None:
+def test_bad_input_exits_2(
+    unimplemented_variant: str, cli_predict: Cli, tiny_dataset: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "r.json"
     rc, _, err = cli_predict("predict", *_args(tiny_dataset, out, "nope.x"))
     assert rc == 2 and "unknown variant" in err
     rc, _, err = cli_predict("predict", "--variant", "test_tiny.toy", "--dataset", tiny_dataset, "--out", out)
     assert rc == 2 and "frames not found" in err
-    rc, _, err = cli_predict("predict", *_args(tiny_dataset, out, "cico_yolact_r50.ytvis2019"))
+    rc, _, err = cli_predict("predict", *_args(tiny_dataset, out, unimplemented_variant))
     assert rc == 2 and "not implemented yet" in err
     rc, _, err = cli_predict("predict", *_args(tiny_dataset, out), "--adapter-arg", "oops")
     assert rc == 2 and "KEY=VALUE" in err
