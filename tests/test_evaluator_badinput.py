@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +68,10 @@ CORPUS: dict[str, tuple[str, str, bool]] = {
     "truncated_rle": (json.dumps([entry(segmentations=[{"size": [H, W], "counts": "0P"}, None, None])]),
                       "ends in the middle of a number", True),
     "rle_wrong_total": (json.dumps([entry(segmentations=[{"size": [H, W], "counts": "14"}, None, None])]),
-                        "describes 5 pixels, the mask has 48", False),
+                        "describes 5 pixels, the mask has 48", True),
+    # pycocotools never returns on this one (a negative run is a ~4e9 unsigned run to it)
+    "rle_negative_run": (json.dumps([entry(segmentations=[{"size": [H, W], "counts": "0O"}, None, None])]),
+                         "decodes to a negative run length", True),
     "uncompressed_rle": (json.dumps([entry(segmentations=[{"size": [H, W], "counts": [48]}, None, None])]),
                          "is a list (uncompressed RLE)", True),
     "polygon": (json.dumps([entry(segmentations=[[[1, 1, 3, 1, 3, 3]], None, None])]), "not a polygon list", True),
@@ -157,3 +163,62 @@ def test_bad_gt_is_an_input_error(tmp_path: Path, capsys: pytest.CaptureFixture[
     res.write_text(json.dumps([GOOD]))
     assert main(["evaluate", "--gt", str(gt), "--results", str(res)]) == 2
     assert "annotations[0]" in capsys.readouterr().err
+
+
+# RLE defects on which pycocotools hangs or reads out of bounds: errors in lenient mode too
+RLE_DEFECTS = ("bad_rle_chars", "truncated_rle", "rle_wrong_total", "rle_negative_run")
+
+
+@pytest.mark.parametrize("name", RLE_DEFECTS)
+def test_evaluate_lenient_rejects_rle_defect(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gt, res = _files(tmp_path, name)
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--lenient", "--gt", str(gt), "--results", str(res), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert CORPUS[name][1] in err
+    assert "results[0] (video 1, category 1), segmentations[0]" in err
+    assert str(res) in err
+    assert not out.exists()
+
+
+def test_rle_wrong_total_rejected_even_where_no_gt_meets_it() -> None:
+    from benchmark.evaluation.evaluate import evaluate
+
+    # frame 2: the GT is absent there, pycocotools would only sum its runs; still rejected
+    bad = entry(segmentations=[_mask(), None, {"size": [H, W], "counts": "14"}])
+    for lenient in (False, True):
+        with pytest.raises(InputError, match=r"segmentations\[2\]: RLE 'counts' describes 5 pixels"):
+            evaluate(GT, [bad], lenient=lenient)
+
+
+def test_over_60_bit_number_is_rejected() -> None:
+    from benchmark.data.results import rle_counts_ok
+    from benchmark.evaluation.evaluate import evaluate
+
+    # runs 1, 1, 46, then -1 written in 13 groups (a redundant sign extension): Python's decoder
+    # gets 48 pixels, the C scan refuses numbers of more than 60 bits (pycocotools shifts by >= 32)
+    counts = "11^1" + "o" * 12 + "O"
+    assert rle_counts_ok(counts, H * W) == (True, "")
+    bad = entry(segmentations=[{"size": [H, W], "counts": counts}, None, None])
+    for lenient in (False, True):
+        with pytest.raises(InputError, match="a number of more than 60 bits"):
+            evaluate(GT, [bad], lenient=lenient)
+
+
+@pytest.mark.parametrize("lenient", [False, True])
+def test_negative_run_exits_2_quickly(lenient: bool, tmp_path: Path) -> None:
+    """The file that made pycocotools spin forever: a clear error, in a subprocess with a timeout."""
+    gt, res = _files(tmp_path, "rle_negative_run")
+    out = tmp_path / "m.json"
+    cmd = [sys.executable, "-m", "benchmark", "-q", "evaluate", "--gt", str(gt), "--results", str(res)]
+    cmd += ["--out", str(out)] + (["--lenient"] if lenient else [])
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2, p.stderr
+    assert time.monotonic() - t0 < 60
+    assert "results[0] (video 1, category 1), segmentations[0]" in p.stderr
+    assert "decodes to a negative run length" in p.stderr
+    assert str(res) in p.stderr
+    assert not out.exists()

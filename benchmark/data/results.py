@@ -13,6 +13,16 @@ whose length differs from the video's, a mask of another size, a score outside [
 ``lenient=True`` those are accepted (the evaluator then reproduces the official truncation and
 size-mismatch behaviour), while input the official code crashes on stays an error.
 
+Malformed RLE strings (quirk decision): pycocotools decodes ``counts`` without any check. A string
+that ends in the middle of a number (or has characters outside '0'..'o') makes it read past the
+end of the string; a run that decodes negative becomes a ~4e9 unsigned run, and runs that do not
+sum to ``H*W`` make its ``merge`` / ``iou`` loops spin forever as soon as the mask meets a mask of
+its size (the official ``iou_seq`` merges every co-present prediction/GT pair). So the evaluator
+(``deep=True``, strict *and* lenient) rejects every string the C scan does not decode to
+non-negative runs summing to the mask's own ``H*W``: nothing it accepts can hang or read out of
+bounds. (The official code would score a wrong-total string that never meets a GT mask of its
+size; such a file is rejected here, in both modes, rather than reproduced.)
+
 Category ids that are not in the GT: the official evaluator drops such predictions silently, and
 ``visrepro evaluate`` does the same (with a logged warning) so its numbers equal the official ones;
 ``visrepro check-results`` reports them as problems, since such predictions can never score.
@@ -171,8 +181,9 @@ def check_results(
         lenient: Accept what the official evaluator accepts (wrong lengths and mask sizes, scores
             outside [0, 1]) and let unknown videos be dropped instead of reported.
         unknown_category_is_error: Report categories not in ``cat_ids`` as problems.
-        deep: Also decode every RLE string and check it describes exactly ``H*W`` pixels (slower;
-            ``check-results`` does it).
+        deep: Also reject RLE strings that decode to a negative run or do not describe exactly
+            ``H*W`` pixels (every string is decoded anyway; ``check-results`` and ``evaluate``
+            use it). Without it only character-level defects are reported.
     """
     fname = str(file) if file is not None else None
     out = ResultsCheck()
@@ -343,8 +354,9 @@ def _check_counts(
             if c.isascii() and all(48 <= ord(x) <= 111 for x in c) and not (ord(ch) - 48) & 0x20:
                 continue
         ok, why = rle_counts_ok(c, int(areas[k]))
-        if not ok:
-            bad.append((k, why))
+        if ok:  # only a number of more than 60 bits, which the C scan refuses to decode
+            why = "RLE 'counts' has a number of more than 60 bits, not a plausible compressed RLE"
+        bad.append((k, why))
     return bad
 
 

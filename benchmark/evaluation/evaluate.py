@@ -154,7 +154,9 @@ def _evaluate(
     if not isinstance(res_data, list):
         raise InputError(f"results must be a JSON list, not {type(res_data).__name__}", file=res_file)
     videos, cats = gt_index(gt_data)
-    check = validate_results(res_data, videos, cats, file=res_file, lenient=lenient)
+    # deep: every RLE string must decode to non-negative runs summing to H*W, also when lenient
+    # (pycocotools hangs or reads out of bounds on the others; see benchmark.data.results)
+    check = validate_results(res_data, videos, cats, file=res_file, lenient=lenient, deep=True)
     warnings: list[str] = []
     keep: list[int] | None = None
     if check.unknown_video:

@@ -4,10 +4,10 @@ Thin numpy wrappers around the C extension :mod:`benchmark.evaluation._rle` (bui
 ``pip install -e .``). There is no pure-Python fallback: without the extension the evaluator
 refuses to import (a slow path would silently change the speed by 10x).
 
-Strings that do not decode to non-negative runs summing to the mask's pixel count (``code != 0``;
-only possible where validation lets them through, e.g. a wrong total outside ``deep`` checks) are
-not handled here: callers give them to pycocotools, which defines what the official evaluator does
-with them.
+Strings that do not decode to non-negative runs summing to the mask's pixel count (``code != 0``)
+are not handled here. ``evaluate`` rejects them in results files (pycocotools can hang or read out
+of bounds on them, see :mod:`benchmark.data.results`); GT compressed strings are not decoded by GT
+validation, so callers give such GT strings to pycocotools, like the official evaluator.
 """
 
 from __future__ import annotations

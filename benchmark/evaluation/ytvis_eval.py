@@ -47,6 +47,10 @@ Official quirks reproduced on purpose (the leaderboard numbers depend on them):
 * Category ids not in the GT ``categories`` are dropped (results and GT alike).
 * OVIS: occlusion score = mean of the top ceil(n/2) per-frame scores (0 / 0.25 / 0.75); ranges
   light [0, .25], medium [.25, .5], heavy [.5, 1], closed bounds; only GT is filtered by occlusion.
+Not reproduced: input on which the official code hangs or reads out of bounds. A results RLE
+string with a negative run, runs not summing to H*W, an invalid character or a truncated number is
+an InputError in strict *and* lenient mode (pycocotools' merge/iou loops never end on the first two
+as soon as the mask meets a GT mask of its size; it reads past the string on the others).
 """
 
 from __future__ import annotations
