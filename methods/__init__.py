@@ -57,6 +57,8 @@ def register() -> None:
     for cfg in crossvis.VARIANTS + cico.VARIANTS:
         register_variant(cfg)
     register_builder([c.name for c in cico.VARIANTS], "methods.cico.adapter:build")
+    for cfg in cico.variants.SMALL_VARIANTS:
+        register_variant(cfg, "methods.cico.small:build")
     register_builder([c.name for c in crossvis.VARIANTS], "methods.crossvis.adapter:build")
     for cfg, builder in BUILTIN_EXTRA:
         register_variant(cfg)

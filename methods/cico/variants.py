@@ -127,3 +127,27 @@ def _variant(head: str, bb: str, ds: str, cell: _Cell) -> VariantCfg:
 
 
 VARIANTS: tuple[VariantCfg, ...] = tuple(_variant(h, b, d, c) for (h, b, d), c in _CELLS.items())
+
+#: A small CiCo trained from scratch on ToyVIS by ``visrepro train`` (no published numbers; the
+#: report lists its runs under "Other runs"). Network: :mod:`methods.cico.small`.
+SMALL_VARIANTS: tuple[VariantCfg, ...] = (
+    VariantCfg(
+        name="cico_yolact_tiny.toyvis",
+        method="cico",
+        backbone="tiny",
+        train_dataset="toyvis",
+        eval_dataset="toyvis_valid",
+        num_classes=6,
+        official_repo=_REPO,
+        official_commit=_COMMIT,
+        paper="arXiv:2203.06421 (ECCV 2022)",
+        input_size=InputSize(min_size=96, max_size=160, pad_divisor=32, pad_min=(96, 160)),
+        clip_length=3,
+        clip_overlap=1,
+        notes=(
+            "Not an official variant: CiCo's head, losses and inference with a narrow ResNet-like "
+            "backbone and 64-channel FPN/heads, trained from scratch on ToyVIS "
+            "(benchmarks/bench_toyvis_cico.sh).",
+        ),
+    ),
+)

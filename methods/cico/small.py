@@ -1,0 +1,130 @@
+"""A small CiCo for CPU training on ToyVIS (``cico_yolact_tiny.toyvis``).
+
+Same head logic as the official networks (FPN P3..P7, clip prediction head with 3x3x3 box/track
+towers, clip ProtoNet, Yolact clip masks, Detect, Track_TF): only the widths are smaller and the
+backbone is a narrow ResNet-18-like stack of basic blocks. The state dict keeps the official
+module names (``backbone.*``, ``fpn.*``, ``ProtoNet.*``, ``prediction_layers.*``), so the adapter
+and the checkpoint loading are the ones of every other CiCo variant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmark.errors import InputError
+from benchmark.variant_cfg import VariantCfg
+from methods.cico.fpn import FPN
+from methods.cico.head import ClipPredictionModule
+from methods.cico.model import CiCoConfig, CiCoNet
+from methods.cico.protonet import ClipProtoNet
+
+__all__ = ["TinyCiCoConfig", "TinyCiCoNet", "TinyResNet", "build", "tiny_config_of"]
+
+
+@dataclass(frozen=True)
+class TinyCiCoConfig(CiCoConfig):
+    backbone: str = "tiny"
+    mask_type: str = "yolact"
+    width: int = 64  # FPN / head / ProtoNet width
+    stages: tuple[int, int, int, int] = (16, 32, 64, 128)
+    blocks: tuple[int, int, int, int] = (1, 1, 1, 1)
+    tower_layers: int = 4
+    mask_dim_: int = 16
+
+    @property
+    def features(self) -> int:
+        return self.width
+
+    @property
+    def proto_channels(self) -> int:
+        return self.width
+
+    @property
+    def mask_dim(self) -> int:
+        return 8 if self.mask_type == "condinst" else self.mask_dim_
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = self.downsample(x) if self.downsample is not None else x
+        return torch.relu(out + identity)
+
+
+class TinyResNet(nn.Module):
+    """3x3/2 stem, then four stages of basic blocks at strides 4, 8, 16, 32."""
+
+    def __init__(self, stages: tuple[int, ...], blocks: tuple[int, ...]) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, stages[0], 3, stride=2, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(stages[0])
+        self.layer = nn.ModuleList()
+        cin = stages[0]
+        for c, n in zip(stages, blocks, strict=True):
+            self.layer.append(
+                nn.Sequential(BasicBlock(cin, c, 2), *(BasicBlock(c, c, 1) for _ in range(n - 1)))
+            )
+            cin = c
+        self.channels = tuple(stages)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = torch.relu(self.bn1(self.conv1(x)))
+        outs = []
+        for stage in self.layer:
+            x = stage(x)
+            outs.append(x)
+        return outs
+
+
+class TinyCiCoNet(CiCoNet):
+    """:class:`~methods.cico.model.CiCoNet` with a :class:`TinyResNet` and narrow FPN/heads."""
+
+    def __init__(self, cfg: TinyCiCoConfig) -> None:
+        nn.Module.__init__(self)
+        self.cfg = cfg
+        self.backbone = TinyResNet(cfg.stages, cfg.blocks)  # type: ignore[assignment]
+        f = cfg.features
+        self.fpn = FPN(tuple(cfg.stages[1:]), f)
+        self.ProtoNet = ClipProtoNet(f, cfg.proto_channels, cfg.mask_dim, cfg.clip_frames, 3)
+        self.prediction_layers = ClipPredictionModule(
+            f, cfg.conf_channels, cfg.coeff_dim, cfg.clip_frames, tower_layers=cfg.tower_layers
+        )
+        self.set_fast3d(False)
+
+
+def tiny_config_of(cfg: VariantCfg, **overrides: Any) -> TinyCiCoConfig:
+    """The network of a ``cico_{yolact,condinst}_tiny.*`` variant."""
+    head = cfg.name.split(".")[0].split("_")[1]
+    return TinyCiCoConfig(
+        mask_type=head, num_classes=cfg.num_classes, focal=True, clip_frames=cfg.clip_length, **overrides
+    )
+
+
+def build(cfg: VariantCfg, *, device: str = "cpu", **kwargs: Any) -> Any:
+    """Builder of the small CiCo variants (random weights; load a ``visrepro train`` model after)."""
+    from methods.cico.adapter import CiCoAdapter, _flag
+
+    opts = {k: kwargs.pop(k) for k in ("keep_debug", "cache_frames") if k in kwargs}
+    if kwargs:
+        raise InputError(f"unknown CiCo option(s) {sorted(kwargs)}", entry="options")
+    model = TinyCiCoNet(tiny_config_of(cfg))
+    ad = CiCoAdapter(cfg, model, device=device, keep_debug=_flag(opts.get("keep_debug", False)))
+    ad.cache_frames = _flag(opts.get("cache_frames", True))
+    return ad
