@@ -55,6 +55,7 @@ __all__ = [
     "CheckedMasks",
     "ResultsCheck",
     "VideoInfo",
+    "check_parsed",
     "check_results",
     "configure",
     "gt_index",
@@ -120,7 +121,7 @@ class CheckedMasks:
     Attributes:
         entry, frame: [S] entry index in the results list and frame index of each mask.
         height, width: [S] the mask's own ``size``.
-        counts: [S] the ``counts`` strings.
+        counts: [S] the ``counts`` strings (str, or spans of the file's text from the fast reader).
         scan: codes, pixel counts and first/last foreground pixels (:func:`rle_kernels.scan`).
     """
 
@@ -128,7 +129,7 @@ class CheckedMasks:
     frame: np.ndarray
     height: np.ndarray
     width: np.ndarray
-    counts: list[str]
+    counts: list[str] | rle_kernels.Spans
     scan: rle_kernels.Scan
 
 
@@ -336,8 +337,60 @@ def check_results(
     return out
 
 
+def check_parsed(
+    parsed: rle_kernels.ParsedResults,
+    videos: VideoInfo,
+    cat_ids: Collection[int] | None = None,
+    *,
+    lenient: bool = False,
+) -> ResultsCheck | None:
+    """:func:`check_results` (``deep=True``) of a file read by :func:`rle_kernels.parse_results`,
+    for files without problems: the same :class:`ResultsCheck` (unknown videos and categories,
+    quirks, masks), or None when :func:`check_results` would report any problem, or where a mask
+    string is not a valid RLE even in an entry it would skip (then parse the file as JSON and run
+    :func:`check_results`, which words the problems)."""
+    n = len(parsed.video_id)
+    sc = parsed.scan
+    if sc.codes.any():
+        return None
+    if not lenient and n and ((parsed.score < 0.0) | (parsed.score > 1.0)).any():
+        return None
+    uniq, inv = np.unique(parsed.video_id, return_inverse=True)
+    info = [videos.get(int(v)) for v in uniq.tolist()]
+    known_u = np.array([x is not None for x in info], dtype=bool)
+    lhw_u = np.array([x if x is not None else (0, 0, 0) for x in info], dtype=np.int64).reshape(-1, 3)
+    known = known_u[inv]
+    if not lenient and not known.all():
+        return None
+    lhw = lhw_u[inv]
+    out = ResultsCheck()
+    out.unknown_video = np.flatnonzero(~known).tolist()
+    if cat_ids is not None:
+        cats = np.fromiter(cat_ids, dtype=np.int64, count=len(cat_ids))
+        out.unknown_category = np.flatnonzero(~np.isin(parsed.category_id, cats)).tolist()
+    bad_len = known & (parsed.n_frames != lhw[:, 0])
+    m_known = known[parsed.entry]
+    m_lhw = lhw[parsed.entry]
+    bad_size = m_known & ((parsed.height != m_lhw[:, 1]) | (parsed.width != m_lhw[:, 2]))
+    if not lenient and (bad_len.any() or bad_size.any()):
+        return None
+    out.quirks = np.union1d(np.flatnonzero(bad_len), parsed.entry[bad_size]).astype(np.int64).tolist()
+    if m_known.all():
+        sel: np.ndarray | slice = slice(None)
+        counts = parsed.counts
+    else:  # entries of unknown videos are skipped (lenient), their masks too
+        sel = np.flatnonzero(m_known)
+        counts = parsed.counts.take(sel)
+    out.masks = CheckedMasks(
+        entry=parsed.entry[sel], frame=parsed.frame[sel], height=parsed.height[sel],
+        width=parsed.width[sel], counts=counts,
+        scan=rle_kernels.Scan(sc.codes[sel], sc.areas[sel], sc.first[sel], sc.end[sel]),
+    )  # fmt: skip
+    return out
+
+
 def _check_counts(
-    counts: Sequence[str], codes: np.ndarray, areas: np.ndarray, deep: bool
+    counts: Sequence[str] | rle_kernels.Spans, codes: np.ndarray, areas: np.ndarray, deep: bool
 ) -> list[tuple[int, str]]:
     """(index, message) of every RLE string that is not a plausible compressed RLE.
 

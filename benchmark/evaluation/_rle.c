@@ -18,6 +18,27 @@
  *       pixel count (valid strings only, else 0); first/end: first foreground pixel and one past the
  *       last (0/0 when empty). Split over two threads, without the GIL.
  *
+ *   A "strings" argument is a list of str/bytes, or a span tuple ``(data bytes, offsets int64 bytes,
+ *   lengths int64 bytes)``: string k is ``data[offsets[k]:offsets[k] + lengths[k]]`` (what
+ *   parse_results gives, so that the evaluator never makes a Python object per mask).
+ *
+ *   parse_results(data) -> None | tuple
+ *       A fast reader of a results.json (raw bytes): a JSON array of objects with exactly the keys
+ *       video_id, category_id (integers of at most 18 digits), score (any finite JSON number,
+ *       converted by strtod, correctly rounded like Python's float()) and segmentations (a list of
+ *       null or {"size": [h, w], "counts": "..."} with exactly those two keys, h and w integers of
+ *       at most 9 digits), keys in any order, JSON whitespace anywhere. Strings are used in place:
+ *       the only escape supported is "\\" (backslash is a valid RLE character, JSON writers escape
+ *       it; the decoders skip the first of the pair in spans); any other escape is unsupported.
+ *       Anything else (another key, a duplicate key, another value type, a number out of range,
+ *       malformed JSON, trailing data) returns None: the caller then uses a general JSON parser.
+ *       Returns (n_entries, video_id int64, category_id int64, score float64, n_frames int64,
+ *       n_masks, entry int64, frame int64, h int64, w int64, offset int64, length int64,
+ *       codes int8, areas int64, first int64, end int64), all buffers as bytes; the masks are in
+ *       file order and scanned like ``scan`` (totals h*w; a counts string with a character outside
+ *       '0'..'o', e.g. a control or non-ASCII byte, gets code 2). Runs without the GIL (the scan on
+ *       two threads).
+ *
  *   intersect(a_strings, b_strings, ia, ib, limit) -> int64[p]
  *       |A[ia[k]] & B[ib[k]]| for each pair k, by merging the run streams (O(runs) per pair), stopping
  *       at pixel limit[k] (pass min of the two ``end``s, or the total). Every string used must be
@@ -26,8 +47,11 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { RLE_OK = 0, RLE_EMPTY = 1, RLE_BADCHAR = 2, RLE_TRUNCATED = 3, RLE_NEGATIVE = 4, RLE_TOTAL = 5 };
@@ -44,8 +68,12 @@ typedef struct {
     int64_t back2; /* run two places back */
 } Decoder;
 
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
 /* Next run into *out. Returns 1 on a run, 0 at the end of the string, -code on an error. */
-static inline int dec_next(Decoder *d, int64_t *out) {
+/* esc (a constant at each call, so that the compiler specialises): the string is JSON text, where
+ * "\\\\" stands for one backslash (the only escape parse_results lets through). */
+static ALWAYS_INLINE int dec_next(Decoder *d, int64_t *out, const int esc) {
     if (d->p >= d->n) return 0;
     int64_t x = 0;
     int k = 0;
@@ -63,6 +91,7 @@ static inline int dec_next(Decoder *d, int64_t *out) {
     }
     for (;;) {
         if (d->p >= d->n) return -RLE_TRUNCATED;
+        if (esc && d->s[d->p] == '\\' && d->p + 1 < d->n) d->p++; /* "\\\\" in JSON is one backslash */
         c = (int)d->s[d->p] - 48;
         if (c < 0 || c > 63) return -RLE_BADCHAR;
         d->p++;
@@ -102,8 +131,52 @@ static int get_chars(PyObject *o, const unsigned char **s, Py_ssize_t *n) {
     return 0;
 }
 
-static int scan_one(const unsigned char *s, Py_ssize_t n, int64_t total, int64_t *area, int64_t *first,
-                    int64_t *end) {
+/* A list of str/bytes, or a span tuple (data bytes, offsets int64 bytes, lengths int64 bytes). */
+typedef struct {
+    PyObject *list;
+    const unsigned char *base;
+    Py_ssize_t size;
+    const int64_t *off, *len;
+    Py_ssize_t n;
+    int esc; /* spans are JSON text: "\\\\" stands for one backslash */
+} Src;
+
+static int src_init(PyObject *o, Src *src, const char *what) {
+    memset(src, 0, sizeof(*src));
+    if (PyList_Check(o)) {
+        src->list = o;
+        src->n = PyList_GET_SIZE(o);
+        return 0;
+    }
+    if (PyTuple_Check(o) && PyTuple_GET_SIZE(o) == 3 && PyBytes_Check(PyTuple_GET_ITEM(o, 0)) &&
+        PyBytes_Check(PyTuple_GET_ITEM(o, 1)) && PyBytes_Check(PyTuple_GET_ITEM(o, 2)) &&
+        PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, 1)) == PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, 2)) &&
+        PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, 1)) % 8 == 0) {
+        src->base = (const unsigned char *)PyBytes_AS_STRING(PyTuple_GET_ITEM(o, 0));
+        src->size = PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, 0));
+        src->off = (const int64_t *)PyBytes_AS_STRING(PyTuple_GET_ITEM(o, 1));
+        src->len = (const int64_t *)PyBytes_AS_STRING(PyTuple_GET_ITEM(o, 2));
+        src->n = PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, 1)) / 8;
+        src->esc = 1;
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "%s must be a list of str/bytes or a (data, offsets, lengths) tuple of bytes",
+                 what);
+    return -1;
+}
+
+/* String k (0 <= k < n) of a source: 1 and its characters, or 0 when it is not a string. */
+static int src_get(const Src *src, Py_ssize_t k, const unsigned char **s, Py_ssize_t *n) {
+    if (src->list) return get_chars(PyList_GET_ITEM(src->list, k), s, n);
+    int64_t o = src->off[k], l = src->len[k];
+    if (o < 0 || l < 0 || o > (int64_t)src->size || l > (int64_t)src->size - o) return 0;
+    *s = src->base + o;
+    *n = (Py_ssize_t)l;
+    return 1;
+}
+
+static ALWAYS_INLINE int scan_one(const unsigned char *s, Py_ssize_t n, const int esc, int64_t total,
+                                  int64_t *area, int64_t *first, int64_t *end) {
     *area = 0;
     *first = 0;
     *end = 0;
@@ -114,10 +187,10 @@ static int scan_one(const unsigned char *s, Py_ssize_t n, int64_t total, int64_t
     int r;
     for (;;) {
         /* runs come in (background, foreground) pairs */
-        r = dec_next(&d, &bg);
+        r = dec_next(&d, &bg, esc);
         if (r <= 0) break;
         pos += bg;
-        r = dec_next(&d, &fg);
+        r = dec_next(&d, &fg, esc);
         if (r <= 0) break;
         if (fg > 0) {
             if (f < 0) f = pos;
@@ -141,20 +214,47 @@ typedef struct {
     int8_t *c;
     int64_t *a, *f, *e;
     Py_ssize_t lo, hi;
+    int esc;
 } ScanJob;
 
 static void *run_scan(void *arg) {
     ScanJob *j = (ScanJob *)arg;
-    for (Py_ssize_t i = j->lo; i < j->hi; i++)
-        j->c[i] = (int8_t)scan_one(j->s[i], j->n[i], j->totals[i], &j->a[i], &j->f[i], &j->e[i]);
+    if (j->esc)
+        for (Py_ssize_t i = j->lo; i < j->hi; i++)
+            j->c[i] = (int8_t)scan_one(j->s[i], j->n[i], 1, j->totals[i], &j->a[i], &j->f[i], &j->e[i]);
+    else
+        for (Py_ssize_t i = j->lo; i < j->hi; i++)
+            j->c[i] = (int8_t)scan_one(j->s[i], j->n[i], 0, j->totals[i], &j->a[i], &j->f[i], &j->e[i]);
     return NULL;
+}
+
+/* Scans n strings (pointers/lengths) on two threads; call without the GIL. */
+static void scan_split(const unsigned char **sp, const Py_ssize_t *lens, int esc, const int64_t *totals,
+                       int8_t *c, int64_t *a, int64_t *f, int64_t *e, Py_ssize_t n) {
+    ScanJob jobs[2];
+    jobs[0] = (ScanJob){sp, lens, totals, c, a, f, e, 0, n / 2, esc};
+    jobs[1] = jobs[0];
+    jobs[1].lo = n / 2;
+    jobs[1].hi = n;
+    pthread_t th;
+    int threaded = n >= 4096 && pthread_create(&th, NULL, run_scan, &jobs[1]) == 0;
+    run_scan(&jobs[0]);
+    if (threaded)
+        pthread_join(th, NULL);
+    else
+        run_scan(&jobs[1]);
 }
 
 static PyObject *rle_scan(PyObject *self, PyObject *args) {
     PyObject *strings;
     Py_buffer tot;
-    if (!PyArg_ParseTuple(args, "O!y*", &PyList_Type, &strings, &tot)) return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(strings);
+    Src src;
+    if (!PyArg_ParseTuple(args, "Oy*", &strings, &tot)) return NULL;
+    if (src_init(strings, &src, "strings") < 0) {
+        PyBuffer_Release(&tot);
+        return NULL;
+    }
+    Py_ssize_t n = src.n;
     if (tot.len != n * (Py_ssize_t)sizeof(int64_t)) {
         PyBuffer_Release(&tot);
         PyErr_SetString(PyExc_ValueError, "totals must be an int64 buffer with one value per string");
@@ -172,27 +272,16 @@ static PyObject *rle_scan(PyObject *self, PyObject *args) {
     const unsigned char **sp = (const unsigned char **)mem;
     Py_ssize_t *lens = (Py_ssize_t *)(sp + n);
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!get_chars(PyList_GET_ITEM(strings, i), &sp[i], &lens[i])) {
-            PyErr_Format(PyExc_TypeError, "strings[%zd] is neither str nor bytes", i);
+        if (!src_get(&src, i, &sp[i], &lens[i])) {
+            PyErr_Format(PyExc_TypeError, "strings[%zd] is neither str nor bytes (nor a valid span)", i);
             goto fail;
         }
     }
-    ScanJob jobs[2];
-    jobs[0] = (ScanJob){sp, lens, (const int64_t *)tot.buf, (int8_t *)PyBytes_AS_STRING(codes),
-                        (int64_t *)PyBytes_AS_STRING(areas), (int64_t *)PyBytes_AS_STRING(firsts),
-                        (int64_t *)PyBytes_AS_STRING(ends), 0, n / 2};
-    jobs[1] = jobs[0];
-    jobs[1].lo = n / 2;
-    jobs[1].hi = n;
-    /* the list holds references to the (immutable) strings: safe to read without the GIL */
+    /* the list/tuple holds references to the (immutable) strings: safe to read without the GIL */
     Py_BEGIN_ALLOW_THREADS
-    pthread_t th;
-    int threaded = n >= 4096 && pthread_create(&th, NULL, run_scan, &jobs[1]) == 0;
-    run_scan(&jobs[0]);
-    if (threaded)
-        pthread_join(th, NULL);
-    else
-        run_scan(&jobs[1]);
+    scan_split(sp, lens, src.esc, (const int64_t *)tot.buf, (int8_t *)PyBytes_AS_STRING(codes),
+               (int64_t *)PyBytes_AS_STRING(areas), (int64_t *)PyBytes_AS_STRING(firsts),
+               (int64_t *)PyBytes_AS_STRING(ends), n);
     Py_END_ALLOW_THREADS
     PyMem_RawFree(mem);
     PyBuffer_Release(&tot);
@@ -208,20 +297,21 @@ fail:
 }
 
 /* |A & B| of two valid strings with the same total, streaming both. */
-static int intersect_one(const unsigned char *sa, Py_ssize_t na, const unsigned char *sb, Py_ssize_t nb,
-                         int64_t limit, int64_t *out) {
+static ALWAYS_INLINE int intersect_one(const unsigned char *sa, Py_ssize_t na, const int esca,
+                                       const unsigned char *sb, Py_ssize_t nb, const int escb, int64_t limit,
+                                       int64_t *out) {
     Decoder da = {sa, na, 0, 0, 0, 0}, db = {sb, nb, 0, 0, 0, 0};
     int64_t ra = 0, rb = 0, inter = 0, m, pos = 0;
     int fa = 1, fb = 1; /* value of the current run; toggled before the first (background) run */
     int r;
     for (;;) {
         while (ra == 0) {
-            r = dec_next(&da, &ra);
+            r = dec_next(&da, &ra, esca);
             if (r <= 0) goto done;
             fa = !fa;
         }
         while (rb == 0) {
-            r = dec_next(&db, &rb);
+            r = dec_next(&db, &rb, escb);
             if (r <= 0) goto done;
             fb = !fb;
         }
@@ -259,16 +349,32 @@ typedef struct {
     int64_t *out;
     Py_ssize_t lo, hi;
     int failed; /* first failing pair + 1, or 0 */
+    int esca, escb;
 } Job;
 
 static void *run_job(void *arg) {
     Job *j = (Job *)arg;
-    for (Py_ssize_t k = j->lo; k < j->hi; k++) {
-        if (intersect_one(j->sa[k], j->na[k], j->sb[k], j->nb[k], j->limit[k], &j->out[k]) < 0) {
-            j->failed = (int)(k + 1);
-            break;
+#define INTERSECT_LOOP(EA, EB)                                                                                 \
+    for (Py_ssize_t k = j->lo; k < j->hi; k++) {                                                               \
+        if (intersect_one(j->sa[k], j->na[k], EA, j->sb[k], j->nb[k], EB, j->limit[k], &j->out[k]) < 0) {       \
+            j->failed = (int)(k + 1);                                                                           \
+            break;                                                                                             \
+        }                                                                                                      \
+    }
+    if (j->esca) {
+        if (j->escb) {
+            INTERSECT_LOOP(1, 1)
+        } else {
+            INTERSECT_LOOP(1, 0)
+        }
+    } else {
+        if (j->escb) {
+            INTERSECT_LOOP(0, 1)
+        } else {
+            INTERSECT_LOOP(0, 0)
         }
     }
+#undef INTERSECT_LOOP
     return NULL;
 }
 
@@ -292,18 +398,17 @@ static void run_split(Job *base, Py_ssize_t p, void *(*fn)(void *)) {
 static PyObject *rle_intersect(PyObject *self, PyObject *args) {
     PyObject *la, *lb;
     Py_buffer ba, bb, bl;
-    if (!PyArg_ParseTuple(args, "O!O!y*y*y*", &PyList_Type, &la, &PyList_Type, &lb, &ba, &bb, &bl))
-        return NULL;
+    Src sa_src, sb_src;
+    if (!PyArg_ParseTuple(args, "OOy*y*y*", &la, &lb, &ba, &bb, &bl)) return NULL;
     PyObject *out = NULL;
     void *mem = NULL;
     Py_ssize_t p = ba.len / 8;
+    if (src_init(la, &sa_src, "a") < 0 || src_init(lb, &sb_src, "b") < 0) goto end;
     if (ba.len != bb.len || ba.len != bl.len || ba.len % 8) {
         PyErr_SetString(PyExc_ValueError, "ia, ib and limit must be int64 buffers of equal length");
         goto end;
     }
-    if (index_buffer(&ba, p, PyList_GET_SIZE(la), "ia") < 0 ||
-        index_buffer(&bb, p, PyList_GET_SIZE(lb), "ib") < 0)
-        goto end;
+    if (index_buffer(&ba, p, sa_src.n, "ia") < 0 || index_buffer(&bb, p, sb_src.n, "ib") < 0) goto end;
     out = PyBytes_FromStringAndSize(NULL, p * 8);
     mem = PyMem_RawMalloc((size_t)(p > 0 ? p : 1) * 2 * (sizeof(char *) + sizeof(Py_ssize_t)));
     if (!out || !mem) {
@@ -315,15 +420,16 @@ static PyObject *rle_intersect(PyObject *self, PyObject *args) {
     Py_ssize_t *na = (Py_ssize_t *)(sb + p), *nb = na + p;
     const int64_t *ia = (const int64_t *)ba.buf, *ib = (const int64_t *)bb.buf;
     for (Py_ssize_t k = 0; k < p; k++) {
-        if (!get_chars(PyList_GET_ITEM(la, ia[k]), &sa[k], &na[k]) ||
-            !get_chars(PyList_GET_ITEM(lb, ib[k]), &sb[k], &nb[k]) || na[k] < 0 || nb[k] < 0) {
+        if (!src_get(&sa_src, ia[k], &sa[k], &na[k]) || !src_get(&sb_src, ib[k], &sb[k], &nb[k]) || na[k] < 0 ||
+            nb[k] < 0) {
             PyErr_Format(PyExc_ValueError, "pair %zd: not a valid compressed RLE string", k);
             Py_CLEAR(out);
             goto end;
         }
     }
-    /* the lists hold references to the strings (immutable): safe to read without the GIL */
-    Job job = {sa, sb, na, nb, (const int64_t *)bl.buf, (int64_t *)PyBytes_AS_STRING(out), 0, p, 0};
+    /* the lists/tuples hold references to the strings (immutable): safe to read without the GIL */
+    Job job = {sa, sb, na, nb, (const int64_t *)bl.buf, (int64_t *)PyBytes_AS_STRING(out), 0, p, 0,
+               sa_src.esc, sb_src.esc};
     Py_BEGIN_ALLOW_THREADS
     run_split(&job, p, run_job);
     Py_END_ALLOW_THREADS
@@ -339,10 +445,339 @@ end:
     return out;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * parse_results: a specialised reader of results.json (see the header comment). Every function
+ * returns 0 on success and -1 on anything it does not support (the caller falls back). */
+
+typedef struct {
+    char *p;
+    size_t n, cap, item;
+} Vec;
+
+static int vec_push(Vec *v, const void *x) {
+    if (v->n == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 1024;
+        char *q = (char *)realloc(v->p, cap * v->item);
+        if (!q) return -1;
+        v->p = q;
+        v->cap = cap;
+    }
+    memcpy(v->p + v->n * v->item, x, v->item);
+    v->n++;
+    return 0;
+}
+
+typedef struct {
+    const unsigned char *base, *p, *end;
+    Vec vid, cat, score, nfr;                      /* per entry */
+    Vec entry, frame, h, w, off, len;              /* per mask */
+    int nomem;
+} Parser;
+
+static inline void skip_ws(Parser *q) {
+    while (q->p < q->end && (*q->p == ' ' || *q->p == '\n' || *q->p == '\r' || *q->p == '\t')) q->p++;
+}
+
+static inline int expect(Parser *q, unsigned char c) {
+    skip_ws(q);
+    if (q->p >= q->end || *q->p != c) return -1;
+    q->p++;
+    return 0;
+}
+
+/* A string (raw, escapes left in): [*s, *s + *n) between the quotes. */
+static int parse_plain_string(Parser *q, const unsigned char **s, size_t *n) {
+    if (expect(q, '"') < 0) return -1;
+    const unsigned char *e = memchr(q->p, '"', (size_t)(q->end - q->p));
+    if (!e) return -1;
+    /* escapes: only "\\\\" (a backslash, a valid RLE character) is supported, the decoders skip the first */
+    const unsigned char *b = q->p;
+    while ((b = memchr(b, '\\', (size_t)(e - b))) != NULL) {
+        if (b + 1 >= e || b[1] != '\\') return -1;
+        b += 2;
+    }
+    *s = q->p;
+    *n = (size_t)(e - q->p);
+    q->p = e + 1;
+    return 0;
+}
+
+/* A key: index in keys[] (each a plain printable-ASCII word), or -1. */
+static int parse_key(Parser *q, const char *const *keys, int nkeys) {
+    const unsigned char *s;
+    size_t n;
+    if (parse_plain_string(q, &s, &n) < 0) return -1;
+    for (int k = 0; k < nkeys; k++)
+        if (strlen(keys[k]) == n && memcmp(keys[k], s, n) == 0) return expect(q, ':') < 0 ? -1 : k;
+    return -1;
+}
+
+/* A JSON integer (no fraction or exponent) of at most maxdig digits; negative only if allowed. */
+static int parse_int(Parser *q, int allow_neg, int maxdig, int64_t *out) {
+    skip_ws(q);
+    const unsigned char *p = q->p;
+    int neg = 0;
+    if (p < q->end && *p == '-') {
+        if (!allow_neg) return -1;
+        neg = 1;
+        p++;
+    }
+    if (p >= q->end || *p < '0' || *p > '9') return -1;
+    int64_t x = 0;
+    int nd = 0;
+    if (*p == '0') {
+        p++;
+        nd = 1;
+    } else {
+        while (p < q->end && *p >= '0' && *p <= '9') {
+            if (++nd > maxdig) return -1;
+            x = x * 10 + (*p - '0');
+            p++;
+        }
+    }
+    if (p < q->end && (*p == '.' || *p == 'e' || *p == 'E' || (*p >= '0' && *p <= '9'))) return -1;
+    q->p = p;
+    *out = neg ? -x : x;
+    return 0;
+}
+
+/* Any JSON number, as a JSON parser gives it to Python: an integer (no fraction or exponent; at most
+ * 18 digits) as float(int) (so "-0" is +0.0), anything else as strtod converts it (correctly rounded
+ * like float(str)); finite, no over/underflow. */
+static int parse_double(Parser *q, double *out) {
+    skip_ws(q);
+    const unsigned char *p = q->p, *start = p;
+    if (p < q->end && *p == '-') p++;
+    if (p >= q->end || *p < '0' || *p > '9') return -1;
+    if (*p == '0')
+        p++;
+    else
+        while (p < q->end && *p >= '0' && *p <= '9') p++;
+    if (p >= q->end || (*p != '.' && *p != 'e' && *p != 'E')) { /* an integer */
+        int64_t v;
+        if (parse_int(q, 1, 18, &v) < 0) return -1;
+        *out = (double)v; /* exact below 2**53; correctly rounded (to nearest even) above, like float() */
+        return 0;
+    }
+    if (p < q->end && *p == '.') {
+        p++;
+        if (p >= q->end || *p < '0' || *p > '9') return -1;
+        while (p < q->end && *p >= '0' && *p <= '9') p++;
+    }
+    if (p < q->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < q->end && (*p == '+' || *p == '-')) p++;
+        if (p >= q->end || *p < '0' || *p > '9') return -1;
+        while (p < q->end && *p >= '0' && *p <= '9') p++;
+    }
+    size_t n = (size_t)(p - start);
+    char buf[512];
+    if (n >= sizeof(buf)) return -1;
+    memcpy(buf, start, n);
+    buf[n] = 0;
+    char *endp;
+    errno = 0;
+    double x = strtod(buf, &endp);
+    if (endp != buf + n || errno != 0 || !isfinite(x)) return -1;
+    q->p = p;
+    *out = x;
+    return 0;
+}
+
+static const char *const MASK_KEYS[] = {"size", "counts"};
+static const char *const ENTRY_KEYS[] = {"video_id", "category_id", "score", "segmentations"};
+
+static int parse_mask(Parser *q, int64_t entry, int64_t frame) {
+    int seen = 0;
+    int64_t h = 0, w = 0, off = 0, len = 0;
+    if (expect(q, '{') < 0) return -1;
+    for (;;) {
+        int k = parse_key(q, MASK_KEYS, 2);
+        if (k < 0 || (seen & (1 << k))) return -1;
+        seen |= 1 << k;
+        if (k == 0) {
+            if (expect(q, '[') < 0 || parse_int(q, 0, 9, &h) < 0 || expect(q, ',') < 0 ||
+                parse_int(q, 0, 9, &w) < 0 || expect(q, ']') < 0)
+                return -1;
+        } else {
+            const unsigned char *s;
+            size_t n;
+            if (parse_plain_string(q, &s, &n) < 0) return -1;
+            off = (int64_t)(s - q->base);
+            len = (int64_t)n;
+        }
+        skip_ws(q);
+        if (q->p < q->end && *q->p == ',') {
+            q->p++;
+            continue;
+        }
+        if (expect(q, '}') < 0 || seen != 3) return -1;
+        break;
+    }
+    if (vec_push(&q->entry, &entry) || vec_push(&q->frame, &frame) || vec_push(&q->h, &h) ||
+        vec_push(&q->w, &w) || vec_push(&q->off, &off) || vec_push(&q->len, &len)) {
+        q->nomem = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_segmentations(Parser *q, int64_t entry, int64_t *nframes) {
+    int64_t f = 0;
+    if (expect(q, '[') < 0) return -1;
+    skip_ws(q);
+    if (q->p < q->end && *q->p == ']') {
+        q->p++;
+        *nframes = 0;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(q);
+        if (q->end - q->p >= 4 && memcmp(q->p, "null", 4) == 0) {
+            q->p += 4;
+        } else if (parse_mask(q, entry, f) < 0) {
+            return -1;
+        }
+        f++;
+        skip_ws(q);
+        if (q->p < q->end && *q->p == ',') {
+            q->p++;
+            continue;
+        }
+        if (expect(q, ']') < 0) return -1;
+        break;
+    }
+    *nframes = f;
+    return 0;
+}
+
+static int parse_entry(Parser *q, int64_t entry) {
+    int seen = 0;
+    int64_t vid = 0, cat = 0, nfr = 0;
+    double score = 0;
+    if (expect(q, '{') < 0) return -1;
+    for (;;) {
+        int k = parse_key(q, ENTRY_KEYS, 4);
+        if (k < 0 || (seen & (1 << k))) return -1;
+        seen |= 1 << k;
+        int r;
+        if (k == 0)
+            r = parse_int(q, 1, 18, &vid);
+        else if (k == 1)
+            r = parse_int(q, 1, 18, &cat);
+        else if (k == 2)
+            r = parse_double(q, &score);
+        else
+            r = parse_segmentations(q, entry, &nfr);
+        if (r < 0) return -1;
+        skip_ws(q);
+        if (q->p < q->end && *q->p == ',') {
+            q->p++;
+            continue;
+        }
+        if (expect(q, '}') < 0 || seen != 15) return -1;
+        break;
+    }
+    if (vec_push(&q->vid, &vid) || vec_push(&q->cat, &cat) || vec_push(&q->score, &score) ||
+        vec_push(&q->nfr, &nfr)) {
+        q->nomem = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_all(Parser *q) {
+    if (expect(q, '[') < 0) return -1;
+    skip_ws(q);
+    if (q->p < q->end && *q->p == ']') {
+        q->p++;
+    } else {
+        for (int64_t i = 0;; i++) {
+            if (parse_entry(q, i) < 0) return -1;
+            skip_ws(q);
+            if (q->p < q->end && *q->p == ',') {
+                q->p++;
+                continue;
+            }
+            if (expect(q, ']') < 0) return -1;
+            break;
+        }
+    }
+    skip_ws(q);
+    return q->p == q->end ? 0 : -1;
+}
+
+static PyObject *vec_bytes(Vec *v) { return PyBytes_FromStringAndSize(v->p ? v->p : "", (Py_ssize_t)(v->n * v->item)); }
+
+static PyObject *rle_parse_results(PyObject *self, PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "parse_results takes bytes");
+        return NULL;
+    }
+    Parser q;
+    memset(&q, 0, sizeof(q));
+    q.base = q.p = (const unsigned char *)PyBytes_AS_STRING(arg);
+    q.end = q.base + PyBytes_GET_SIZE(arg);
+    q.vid.item = q.cat.item = q.nfr.item = q.entry.item = q.frame.item = q.h.item = q.w.item = q.off.item =
+        q.len.item = sizeof(int64_t);
+    q.score.item = sizeof(double);
+    Vec *all[] = {&q.vid, &q.cat, &q.score, &q.nfr, &q.entry, &q.frame, &q.h, &q.w, &q.off, &q.len};
+    const int nall = (int)(sizeof(all) / sizeof(all[0]));
+    int ok;
+    /* the bytes object is immutable and referenced by the caller: parse without the GIL */
+    Py_BEGIN_ALLOW_THREADS
+    ok = parse_all(&q) == 0;
+    Py_END_ALLOW_THREADS
+    PyObject *res = NULL;
+    if (!ok) {
+        if (q.nomem)
+            PyErr_NoMemory();
+        else
+            res = Py_NewRef(Py_None);
+        goto end;
+    }
+    Py_ssize_t m = (Py_ssize_t)q.entry.n;
+    PyObject *codes = PyBytes_FromStringAndSize(NULL, m), *areas = PyBytes_FromStringAndSize(NULL, m * 8),
+             *firsts = PyBytes_FromStringAndSize(NULL, m * 8), *ends = PyBytes_FromStringAndSize(NULL, m * 8);
+    void *mem = PyMem_RawMalloc((size_t)(m > 0 ? m : 1) * (sizeof(char *) + sizeof(Py_ssize_t) + sizeof(int64_t)));
+    if (!codes || !areas || !firsts || !ends || !mem) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        Py_XDECREF(codes);
+        Py_XDECREF(areas);
+        Py_XDECREF(firsts);
+        Py_XDECREF(ends);
+        PyMem_RawFree(mem);
+        goto end;
+    }
+    const unsigned char **sp = (const unsigned char **)mem;
+    Py_ssize_t *lens = (Py_ssize_t *)(sp + m);
+    int64_t *totals = (int64_t *)(lens + m);
+    const int64_t *off = (const int64_t *)q.off.p, *len = (const int64_t *)q.len.p;
+    const int64_t *hh = (const int64_t *)q.h.p, *ww = (const int64_t *)q.w.p;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        sp[i] = q.base + off[i];
+        lens[i] = (Py_ssize_t)len[i];
+        totals[i] = hh[i] * ww[i]; /* < 1e18: both have at most 9 digits */
+    }
+    Py_BEGIN_ALLOW_THREADS
+    scan_split(sp, lens, 1, totals, (int8_t *)PyBytes_AS_STRING(codes), (int64_t *)PyBytes_AS_STRING(areas),
+               (int64_t *)PyBytes_AS_STRING(firsts), (int64_t *)PyBytes_AS_STRING(ends), m);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(mem);
+    res = Py_BuildValue("(nNNNNnNNNNNNNNNN)", (Py_ssize_t)q.vid.n, vec_bytes(&q.vid), vec_bytes(&q.cat),
+                        vec_bytes(&q.score), vec_bytes(&q.nfr), m, vec_bytes(&q.entry), vec_bytes(&q.frame),
+                        vec_bytes(&q.h), vec_bytes(&q.w), vec_bytes(&q.off), vec_bytes(&q.len), codes, areas,
+                        firsts, ends);
+end:
+    for (int i = 0; i < nall; i++) free(all[i]->p);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"scan", rle_scan, METH_VARARGS,
      "scan(strings, totals) -> (codes int8, areas int64, first int64, end int64) as bytes"},
     {"intersect", rle_intersect, METH_VARARGS, "intersect(a_strings, b_strings, ia, ib, limit) -> int64 bytes"},
+    {"parse_results", rle_parse_results, METH_O, "parse_results(data: bytes) -> None | tuple (see the module source)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,5 +1,31 @@
 # Stub of the C extension benchmark/evaluation/_rle.c (see its header comment).
 from typing import Any
 
-def scan(strings: list[Any], totals: bytes, /) -> tuple[bytes, bytes, bytes, bytes]: ...
-def intersect(a: list[Any], b: list[Any], ia: bytes, ib: bytes, limit: bytes, /) -> bytes: ...
+# a list of str/bytes, or a span tuple (data, int64 offsets, int64 lengths) of a JSON text
+_Strings = list[Any] | tuple[bytes, bytes, bytes]
+
+def scan(strings: _Strings, totals: bytes, /) -> tuple[bytes, bytes, bytes, bytes]: ...
+def intersect(a: _Strings, b: _Strings, ia: bytes, ib: bytes, limit: bytes, /) -> bytes: ...
+def parse_results(
+    data: bytes, /
+) -> (
+    tuple[
+        int,
+        bytes,
+        bytes,
+        bytes,
+        bytes,
+        int,
+        bytes,
+        bytes,
+        bytes,
+        bytes,
+        bytes,
+        bytes,
+        bytes,
+        bytes,
+        bytes,
+        bytes,
+    ]
+    | None
+): ...

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from benchmark import __version__
-from benchmark.data.results import gt_index, read_json_fast, validate_results
+from benchmark.data.results import ResultsCheck, check_parsed, gt_index, read_json_fast, validate_results
 from benchmark.data.ytvis import validate_annotation_dict
 from benchmark.errors import InputError
+from benchmark.evaluation import rle as rle_kernels
 from benchmark.evaluation import ytvis_eval as ye
 from benchmark.evaluation.loading import GTTable, PredTable, build_gt, build_preds
 
@@ -65,6 +66,23 @@ class EvalResult:
         return out
 
 
+def _sha256(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _parse_json(raw: bytes, p: Path, what: str) -> Any:
+    try:
+        import orjson
+
+        return orjson.loads(raw)
+    except ImportError:  # pragma: no cover
+        import json
+
+        return json.loads(raw)
+    except Exception:
+        return read_json_fast(p, what=what)  # raises the worded InputError
+
+
 def _load(obj: Any, what: str) -> tuple[Any, str | None, str | None]:
     """(parsed, file name, sha256) of a path or an already-parsed object."""
     if isinstance(obj, (str, Path)):
@@ -76,20 +94,55 @@ def _load(obj: Any, what: str) -> tuple[Any, str | None, str | None]:
             raise
         # hashlib releases the GIL on large inputs: hash on a second core while JSON is parsed
         with ThreadPoolExecutor(max_workers=1) as pool:
-            sha_f = pool.submit(lambda: hashlib.sha256(raw).hexdigest())
-            try:
-                import orjson
-
-                data = orjson.loads(raw)
-            except ImportError:  # pragma: no cover
-                import json
-
-                data = json.loads(raw)
-            except Exception:
-                data = read_json_fast(p, what=what)
+            sha_f = pool.submit(_sha256, raw)
+            data = _parse_json(raw, p, what)
             sha = sha_f.result()
         return data, str(p), sha
     return obj, None, None
+
+
+@dataclass
+class _Results:
+    """The results as the evaluator got them: parsed JSON (``data``) or, on the fast path, what
+    :func:`rle_kernels.parse_results` read (``parsed``; ``data`` is None)."""
+
+    data: Any
+    parsed: rle_kernels.ParsedResults | None
+    raw: bytes | None
+    file: str | None
+    sha: str | None
+
+
+_RES_WHAT = "results file"
+
+
+def _load_gt_and_results(
+    gt: str | Path | Mapping[str, Any], results: str | Path | list[Any]
+) -> tuple[tuple[Any, str | None, str | None], _Results]:
+    """Both inputs. A results file is read first and, on two worker threads without the GIL,
+    hashed and parsed by the C reader while the GT is loaded here; where the C reader does not
+    support the file it is parsed as JSON (after the GT, so errors come in the same order)."""
+    raw: bytes | None = None
+    if isinstance(results, (str, Path)):
+        try:
+            raw = Path(results).read_bytes()
+        except OSError:
+            raw = None  # _load words the error, after the GT's
+    if raw is None:
+        g = _load(gt, "GT annotation file")
+        data, file, sha = _load(results, _RES_WHAT)
+        return g, _Results(data, None, None, file, sha)
+    p = Path(results)  # type: ignore[arg-type]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sha_f = pool.submit(_sha256, raw)
+        parse_f = pool.submit(rle_kernels.parse_results, raw)
+        try:
+            g = _load(gt, "GT annotation file")
+        finally:
+            parsed = parse_f.result()
+            sha = sha_f.result()
+    data = _parse_json(raw, p, _RES_WHAT) if parsed is None else None
+    return g, _Results(data, parsed, raw, str(p), sha)
 
 
 def _select(gt: GTTable, dt: PredTable) -> np.ndarray:
@@ -147,28 +200,45 @@ def _evaluate(
     per_video: bool,
 ) -> EvalResult:
     t0 = time.perf_counter()
-    gt_data, gt_file, gt_sha = _load(gt, "GT annotation file")
-    res_data, res_file, res_sha = _load(results, "results file")
+    (gt_data, gt_file, gt_sha), res = _load_gt_and_results(gt, results)
+    res_file, res_sha = res.file, res.sha
     # the official evaluator drops GT tracks of unlisted categories: accept them here
     validate_annotation_dict(gt_data, gt_file, allow_unknown_categories=True)
-    if not isinstance(res_data, list):
-        raise InputError(f"results must be a JSON list, not {type(res_data).__name__}", file=res_file)
+    if res.parsed is None and not isinstance(res.data, list):
+        raise InputError(f"results must be a JSON list, not {type(res.data).__name__}", file=res_file)
     videos, cats = gt_index(gt_data)
-    # deep: every RLE string must decode to non-negative runs summing to H*W, also when lenient
-    # (pycocotools hangs or reads out of bounds on the others; see benchmark.data.results)
-    check = validate_results(res_data, videos, cats, file=res_file, lenient=lenient, deep=True)
+    check: ResultsCheck | None = None
+    if res.parsed is not None:
+        check = check_parsed(res.parsed, videos, cats, lenient=lenient)
+        if check is None:  # a problem: the JSON route words it
+            assert res.raw is not None
+            res.data, res.parsed = _parse_json(res.raw, Path(str(res_file)), _RES_WHAT), None
+    if check is None:
+        # deep: every RLE string must decode to non-negative runs summing to H*W, also when
+        # lenient (pycocotools hangs or reads out of bounds on the others; see benchmark.data.results)
+        check = validate_results(res.data, videos, cats, file=res_file, lenient=lenient, deep=True)
+    entries: list[Any] | rle_kernels.ParsedResults = res.parsed if res.parsed is not None else res.data
+    res.raw = None  # the spans keep the bytes alive as long as needed
+    n_entries = len(res.parsed.video_id) if res.parsed is not None else len(res.data)
+
+    def ids(idx: list[int], key: str) -> list[Any]:
+        if res.parsed is not None:
+            col = res.parsed.video_id if key == "video_id" else res.parsed.category_id
+            return sorted(set(col[idx].tolist()))
+        return sorted({res.data[i][key] for i in idx})
+
     warnings: list[str] = []
     keep: list[int] | None = None
     if check.unknown_video:
-        bad = sorted({res_data[i]["video_id"] for i in check.unknown_video})
+        bad = ids(check.unknown_video, "video_id")
         warnings.append(
             f"dropped {len(check.unknown_video)} prediction(s) for video(s) not in the GT: {bad[:10]}"
             + (" ..." if len(bad) > 10 else "")
         )
         drop = set(check.unknown_video)
-        keep = [i for i in range(len(res_data)) if i not in drop]
+        keep = [i for i in range(n_entries) if i not in drop]
     if check.unknown_category:
-        bad = sorted({res_data[i]["category_id"] for i in check.unknown_category})
+        bad = ids(check.unknown_category, "category_id")
         warnings.append(
             f"ignored {len(check.unknown_category)} prediction(s) of categories not in the GT "
             f"(as the official evaluator does): {bad[:10]}"
@@ -179,7 +249,7 @@ def _evaluate(
         )
     t_load = time.perf_counter()
     gtt = build_gt(gt_data)
-    dtt = build_preds(res_data, gtt, keep, check.masks)
+    dtt = build_preds(entries, gtt, keep, check.masks)
     order = _select(gtt, dtt)
     kept = np.zeros(len(dtt.video), dtype=bool)
     kept[order] = True
@@ -208,7 +278,7 @@ def _evaluate(
     out.meta = {
         "gt_file": gt_file, "results_file": res_file, "gt_sha256": gt_sha, "results_sha256": res_sha,
         "n_videos": len(gtt.video_ids), "n_gt_tracks": len(gtt.video), "n_categories": len(gtt.cat_ids),
-        "n_predictions": len(res_data), "n_predictions_evaluated": len(order),
+        "n_predictions": n_entries, "n_predictions_evaluated": len(order),
         "lenient": lenient, "ovis": ovis, "visrepro_version": __version__,
         "seconds": {"load_validate": round(t_load - t0, 4), "evaluate": round(t_end - t_load, 4)},
     }  # fmt: skip

@@ -38,7 +38,7 @@ class MaskStore:
         first, end: [S] first foreground pixel and one past the last (0/0 where code != 0).
     """
 
-    counts: list[Any]
+    counts: rle_kernels.Strings
     height: np.ndarray
     width: np.ndarray
     codes: np.ndarray
@@ -47,7 +47,7 @@ class MaskStore:
     end: np.ndarray
 
     @classmethod
-    def build(cls, counts: list[Any], height: np.ndarray, width: np.ndarray,
+    def build(cls, counts: rle_kernels.Strings, height: np.ndarray, width: np.ndarray,
               scan: rle_kernels.Scan | None = None) -> MaskStore:  # fmt: skip
         if scan is None:
             scan = rle_kernels.scan(counts, height * width)
@@ -196,31 +196,66 @@ def build_gt(data: dict[str, Any]) -> GTTable:
     )  # fmt: skip
 
 
+def _parsed_rows(
+    entries: rle_kernels.ParsedResults, gt: GTTable, keep: list[int] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, video index, category index, score, length) of kept entries of GT categories."""
+    idx = np.arange(len(entries.video_id)) if keep is None else np.asarray(keep, dtype=np.int64)
+    c = entries.category_id[idx]
+    ci = np.minimum(np.searchsorted(gt.cat_ids, c), max(len(gt.cat_ids) - 1, 0))
+    in_cat = gt.cat_ids[ci] == c if len(gt.cat_ids) else np.zeros(len(idx), dtype=bool)
+    rows = idx[in_cat]
+    video = np.searchsorted(gt.video_ids, entries.video_id[rows]).astype(np.int64)
+    if (
+        len(rows)
+        and not (gt.video_ids[np.minimum(video, len(gt.video_ids) - 1)] == entries.video_id[rows]).all()
+    ):
+        raise ValueError("build_preds: an entry of a video that is not in the GT (drop it with keep)")
+    return rows, video, ci[in_cat].astype(np.int64), entries.score[rows], entries.n_frames[rows]
+
+
 def build_preds(
-    entries: list[dict[str, Any]],
+    entries: list[dict[str, Any]] | rle_kernels.ParsedResults,
     gt: GTTable,
     keep: list[int] | None = None,
     masks: CheckedMasks | None = None,
 ) -> PredTable:
     """Index (already validated) result entries of GT videos and categories.
 
-    ``keep`` restricts to these entry indices (lenient mode drops unknown videos); entries whose
-    category is not a GT category are dropped silently, as the official evaluator does. ``masks``:
-    the masks :func:`~benchmark.data.results.check_results` already decoded (else decoded here).
+    ``entries``: the parsed JSON list, or what the fast reader
+    (:func:`~benchmark.evaluation.rle.parse_results`) gives. ``keep`` restricts to these entry
+    indices (lenient mode drops unknown videos); entries whose category is not a GT category are
+    dropped silently, as the official evaluator does. ``masks``: the masks
+    :func:`~benchmark.data.results.check_results` already decoded (else decoded here).
     """
-    vid_index = gt.vid_index
-    cat_index = gt.cat_index
-    idx = range(len(entries)) if keep is None else keep
-    rows = [i for i in idx if entries[i]["category_id"] in cat_index]
-    dropped = len(idx) - len(rows)
-    n = len(rows)
-    sel = [entries[i] for i in rows]
-    video = np.array([vid_index[e["video_id"]] for e in sel], dtype=np.int64)
-    cat = np.array([cat_index[e["category_id"]] for e in sel], dtype=np.int64)
-    score = np.array([e["score"] for e in sel], dtype=np.float64)
-    lengths = np.array([len(e["segmentations"]) for e in sel], dtype=np.int64)
-    row_arr = np.array(rows, dtype=np.int64)
-    if masks is None:
+    filtered = masks is not None  # the masks may include some of entries that are not rows
+    if isinstance(entries, rle_kernels.ParsedResults):
+        n_entries = len(entries.video_id)
+        row_arr, video, cat, score, lengths = _parsed_rows(entries, gt, keep)
+        n = len(row_arr)
+        dropped = (n_entries if keep is None else len(keep)) - n
+    else:
+        n_entries = len(entries)
+        vid_index = gt.vid_index
+        cat_index = gt.cat_index
+        idx = range(len(entries)) if keep is None else keep
+        rows = [i for i in idx if entries[i]["category_id"] in cat_index]
+        dropped = len(idx) - len(rows)
+        n = len(rows)
+        sel = [entries[i] for i in rows]
+        video = np.array([vid_index[e["video_id"]] for e in sel], dtype=np.int64)
+        cat = np.array([cat_index[e["category_id"]] for e in sel], dtype=np.int64)
+        score = np.array([e["score"] for e in sel], dtype=np.float64)
+        lengths = np.array([len(e["segmentations"]) for e in sel], dtype=np.int64)
+        row_arr = np.array(rows, dtype=np.int64)
+    if masks is not None:
+        m_entry_a, m_frame_a = masks.entry, masks.frame
+        store = MaskStore.build(masks.counts, masks.height, masks.width, masks.scan)
+    elif isinstance(entries, rle_kernels.ParsedResults):
+        filtered = True
+        m_entry_a, m_frame_a = entries.entry, entries.frame
+        store = MaskStore.build(entries.counts, entries.height, entries.width, entries.scan)
+    else:
         counts: list[Any] = []
         m_h: list[int] = []
         m_w: list[int] = []
@@ -237,13 +272,10 @@ def build_preds(
         m_entry_a = np.array(m_entry, dtype=np.int64)
         m_frame_a = np.array(m_frame, dtype=np.int64)
         store = MaskStore.build(counts, np.array(m_h, dtype=np.int64), np.array(m_w, dtype=np.int64))
-    else:
-        m_entry_a, m_frame_a = masks.entry, masks.frame
-        store = MaskStore.build(masks.counts, masks.height, masks.width, masks.scan)
-    row_of = np.full(len(entries) + 1, -1, dtype=np.int64)
+    row_of = np.full(n_entries + 1, -1, dtype=np.int64)
     row_of[row_arr] = np.arange(n)
     m_row = row_of[m_entry_a] if len(m_entry_a) else np.zeros(0, dtype=np.int64)
-    if masks is not None and (m_row < 0).any():  # masks of dropped entries stay in the store, unused
+    if filtered and (m_row < 0).any():  # masks of dropped entries stay in the store, unused
         ok = m_row >= 0
         m_row, m_frame_a = m_row[ok], m_frame_a[ok]
         store_idx = np.flatnonzero(ok)

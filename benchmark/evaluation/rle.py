@@ -32,8 +32,11 @@ __all__ = [
     "RLE_OK",
     "RLE_TOTAL",
     "RLE_TRUNCATED",
+    "ParsedResults",
     "Scan",
+    "Spans",
     "intersect",
+    "parse_results",
     "pycoco_areas",
     "scan",
 ]
@@ -54,12 +57,88 @@ class Scan:
     end: np.ndarray  # int64
 
 
-def scan(strings: list[Any], totals: np.ndarray) -> Scan:
-    """Decode every compressed-RLE string (str or bytes) once; ``totals`` = h*w of each mask."""
+@dataclass(frozen=True)
+class Spans:
+    """Strings that are spans of a JSON text (``data[offsets[k]:offsets[k] + lengths[k]]``), as
+    :func:`parse_results` finds them: no Python object per string. The only escape in a span is
+    ``\\\\`` (one backslash); the C kernels read spans directly, indexing gives the ``str``."""
+
+    data: bytes
+    offsets: np.ndarray  # int64
+    lengths: np.ndarray  # int64
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, k: int) -> str:
+        o = int(self.offsets[k])
+        return self.data[o : o + int(self.lengths[k])].decode("latin-1").replace("\\\\", "\\")
+
+    def take(self, idx: np.ndarray) -> Spans:
+        return Spans(self.data, self.offsets[idx], self.lengths[idx])
+
+    def as_arg(self) -> tuple[bytes, bytes, bytes]:
+        """The C kernels' span tuple."""
+        return (
+            self.data,
+            np.ascontiguousarray(self.offsets, dtype=np.int64).tobytes(),
+            np.ascontiguousarray(self.lengths, dtype=np.int64).tobytes(),
+        )
+
+
+Strings = list[Any] | Spans
+
+
+def _arg(strings: Strings) -> list[Any] | tuple[bytes, bytes, bytes]:
+    return strings.as_arg() if isinstance(strings, Spans) else strings
+
+
+@dataclass
+class ParsedResults:
+    """A results file as :func:`parse_results` reads it: per entry (file order) and per present
+    mask (file order), with every mask already scanned."""
+
+    video_id: np.ndarray  # [N] int64
+    category_id: np.ndarray  # [N] int64
+    score: np.ndarray  # [N] float64
+    n_frames: np.ndarray  # [N] int64: length of ``segmentations``
+    entry: np.ndarray  # [S] entry index of each mask
+    frame: np.ndarray  # [S] frame index
+    height: np.ndarray  # [S] the mask's ``size``
+    width: np.ndarray  # [S]
+    counts: Spans  # [S]
+    scan: Scan  # [S] (totals height * width)
+
+
+def parse_results(data: bytes) -> ParsedResults | None:
+    """Read the raw bytes of a results.json with the C reader (no Python object per entry or
+    mask), or None where the file is anything but the plain format (then parse it as JSON): see
+    ``parse_results`` in ``_rle.c`` for what is supported. The numbers are those a JSON parser
+    gives (scores correctly rounded like ``float()``)."""
+    r = _rle.parse_results(data)
+    if r is None:
+        return None
+    i64, f64 = np.int64, np.float64
+    return ParsedResults(
+        video_id=np.frombuffer(r[1], i64), category_id=np.frombuffer(r[2], i64),
+        score=np.frombuffer(r[3], f64), n_frames=np.frombuffer(r[4], i64),
+        entry=np.frombuffer(r[6], i64), frame=np.frombuffer(r[7], i64),
+        height=np.frombuffer(r[8], i64), width=np.frombuffer(r[9], i64),
+        counts=Spans(data, np.frombuffer(r[10], i64), np.frombuffer(r[11], i64)),
+        scan=Scan(
+            codes=np.frombuffer(r[12], np.int8), areas=np.frombuffer(r[13], i64),
+            first=np.frombuffer(r[14], i64), end=np.frombuffer(r[15], i64),
+        ),
+    )  # fmt: skip
+
+
+def scan(strings: Strings, totals: np.ndarray) -> Scan:
+    """Decode every compressed-RLE string (str or bytes, or :class:`Spans`) once; ``totals`` = h*w
+    of each mask."""
     t = np.ascontiguousarray(totals, dtype=np.int64)
     if len(t) != len(strings):
         raise ValueError(f"{len(strings)} strings but {len(t)} totals")
-    c, a, f, e = _rle.scan(strings, t.tobytes())
+    c, a, f, e = _rle.scan(_arg(strings), t.tobytes())
     return Scan(
         codes=np.frombuffer(c, dtype=np.int8),
         areas=np.frombuffer(a, dtype=np.int64),
@@ -69,7 +148,7 @@ def scan(strings: list[Any], totals: np.ndarray) -> Scan:
 
 
 def intersect(
-    a: list[Any], b: list[Any], ia: np.ndarray, ib: np.ndarray, limit: np.ndarray | None = None
+    a: Strings, b: Strings, ia: np.ndarray, ib: np.ndarray, limit: np.ndarray | None = None
 ) -> np.ndarray:
     """Exact |a[ia[k]] & b[ib[k]]| per pair; every string used must have scan code 0 and both masks
     of a pair the same pixel count (raises ValueError otherwise). ``limit``: a pixel index per pair
@@ -81,7 +160,8 @@ def intersect(
         return np.zeros(0, dtype=np.int64)
     lim = np.full(len(ia), np.iinfo(np.int64).max) if limit is None else limit
     lim = np.ascontiguousarray(lim, dtype=np.int64)
-    return np.frombuffer(_rle.intersect(a, b, ia.tobytes(), ib.tobytes(), lim.tobytes()), dtype=np.int64)
+    out = _rle.intersect(_arg(a), _arg(b), ia.tobytes(), ib.tobytes(), lim.tobytes())
+    return np.frombuffer(out, dtype=np.int64)
 
 
 def pycoco_areas(strings: list[Any], sizes: np.ndarray) -> np.ndarray:
