@@ -193,3 +193,27 @@ def test_low_score_fp_of_category_without_gt_changes_nothing(prob: tuple[dict, l
 
 def test_stat_names_order() -> None:
     assert STAT_NAMES[:3] == ("AP", "AP50", "AP75") and len(STAT_NAMES) == 12
+
+
+def test_pr_curve_equals_per_threshold_searchsorted() -> None:
+    """The one-search precision curve equals the official per-IoU-threshold searchsorted on rc."""
+    from benchmark.evaluation import ytvis_eval as ye
+
+    rng = np.random.default_rng(7)
+    for _ in range(500):
+        T, nd, npig = 10, int(rng.integers(0, 60)), int(rng.integers(1, 300))
+        dtm = rng.random((T, nd)) < rng.random()
+        dtig = rng.random((T, nd)) < 0.1 * rng.random()
+        q, rc = ye._pr_curve(dtm, dtig, npig)
+        tp = np.cumsum(dtm & ~dtig, axis=1).astype(float)
+        fp = np.cumsum(~dtm & ~dtig, axis=1).astype(float)
+        r = tp / npig
+        pr = tp / (fp + tp + np.spacing(1))
+        want = np.zeros((T, len(ye.REC_THRS)))
+        if nd:
+            pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+            for t in range(T):
+                inds = np.searchsorted(r[t], ye.REC_THRS, side="left")
+                ok = inds < nd
+                want[t, ok] = pr[t, inds[ok]]
+        np.testing.assert_array_equal(q, want)

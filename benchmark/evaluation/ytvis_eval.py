@@ -403,7 +403,8 @@ def accumulate(mt: Matches, n_cats: int, n_ranges: int) -> Accumulated:
 def _pr_curve(dtm: np.ndarray, dtig: np.ndarray, npig: int) -> tuple[np.ndarray, np.ndarray]:
     """[T, D] matched/ignored flags in score order -> precision [T, R] at REC_THRS, recall [T]."""
     T, nd = dtm.shape
-    tp = np.cumsum(dtm & ~dtig, axis=1).astype(np.float64)
+    tpi = np.cumsum(dtm & ~dtig, axis=1)
+    tp = tpi.astype(np.float64)
     fp = np.cumsum(~dtm & ~dtig, axis=1).astype(np.float64)
     rc = tp / npig
     pr = tp / (fp + tp + np.spacing(1))
@@ -411,11 +412,32 @@ def _pr_curve(dtm: np.ndarray, dtig: np.ndarray, npig: int) -> tuple[np.ndarray,
     if nd == 0:
         return q, np.zeros(T)
     pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]  # monotone envelope from the right
-    for t in range(T):
-        inds = np.searchsorted(rc[t], REC_THRS, side="left")
-        ok = inds < nd  # the official bare ``except: pass`` leaves 0 past the last recall
-        q[t, ok] = pr[t, inds[ok]]
+    # official: searchsorted(rc[t], REC_THRS, side="left") per t. rc = fl(tp / npig) is monotone in
+    # the integer tp, so rc < thr <=> tp < k(thr), the least k with fl(k / npig) >= thr (exact);
+    # all T rows in one search of integer keys, row t offset by t * (nd + 1).
+    k = _min_count(npig)
+    keys = (tpi + (np.arange(T) * (nd + 1))[:, None]).ravel()
+    query = np.minimum(k, nd + 1)[None, :] + (np.arange(T) * (nd + 1))[:, None]
+    inds = np.searchsorted(keys, query.ravel(), side="left").reshape(T, -1) - (np.arange(T) * nd)[:, None]
+    ok = inds < nd  # the official bare ``except: pass`` leaves 0 past the last recall
+    rows = np.broadcast_to(np.arange(T)[:, None], inds.shape)
+    q[ok] = pr[rows[ok], inds[ok]]
     return q, rc[:, -1].copy()
+
+
+_MIN_COUNT: dict[int, np.ndarray] = {}
+
+
+def _min_count(npig: int) -> np.ndarray:
+    """[R] the least integer k >= 0 with fl(k / npig) >= REC_THRS[r] (float64 division)."""
+    got = _MIN_COUNT.get(npig)
+    if got is None:
+        k0 = np.ceil(REC_THRS * npig).astype(np.int64)
+        cand = np.maximum(k0[:, None] + np.arange(-2, 3)[None, :], 0)  # fl() is off by < 1
+        good = cand / npig >= REC_THRS[:, None]
+        got = np.where(good.any(axis=1), cand[np.arange(len(k0)), good.argmax(axis=1)], k0 + 3)
+        _MIN_COUNT[npig] = got
+    return got
 
 
 def _mean_defined(s: np.ndarray) -> float:
