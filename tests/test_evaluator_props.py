@@ -217,3 +217,4 @@ def test_pr_curve_equals_per_threshold_searchsorted() -> None:
                 ok = inds < nd
                 want[t, ok] = pr[t, inds[ok]]
         np.testing.assert_array_equal(q, want)
+        np.testing.assert_array_equal(rc, r[:, -1] if nd else np.zeros(T))
