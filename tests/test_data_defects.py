@@ -98,6 +98,15 @@ GT_DEFECTS: dict[str, tuple[Mutator, str]] = {
         _set("annotations.0.occlusion", ["heavy", None, None, None]),
         "occlusion[0] must be one of",
     ),
+    "rle_negative_run": (
+        _set("annotations.0.segmentations.1.counts", "0O"),
+        "segmentations[1]: RLE 'counts' decodes to a negative run",
+    ),
+    "rle_bad_char": (
+        _set("annotations.0.segmentations.1.counts", "ab~"),
+        "RLE 'counts' has the character '~'",
+    ),
+    "rle_wrong_total": (_set("annotations.0.segmentations.1.counts", "52"), "RLE 'counts' describes"),
     "iscrowd_2": (_set("annotations.0.iscrowd", 2), "'iscrowd' must be 0 or 1"),
     "missing_areas": (_set("annotations.0.areas", _DELETE), "missing key(s): areas"),
     "negative_area": (_set("annotations.0.areas.0", -3), "areas[0] must be a non-negative number or null"),

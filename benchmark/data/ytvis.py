@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from benchmark._io import read_json
 from benchmark.data.frames import ImageFiles, VideoSample
 from benchmark.errors import InputError, Problem
@@ -284,6 +286,32 @@ def validate_annotation_dict(
     _parse(data, str(file) if file is not None else None, allow_unknown_categories)
 
 
+def _check_rle_strings(ann: list[Any], videos: Mapping[int, Video], col: _Collector) -> None:
+    """Decode every compressed GT string once (C scan): runs must be non-negative and cover the
+    mask. pycocotools never returns on some broken strings (a negative run) and reads past the end
+    of others, so a broken GT mask is an input error here rather than a hang in the evaluator."""
+    from benchmark.data.results import rle_counts_ok
+    from benchmark.evaluation.rle import scan
+
+    where: list[tuple[int, int]] = []
+    strings: list[str] = []
+    totals: list[int] = []
+    for i, a in enumerate(ann):
+        for j, seg in enumerate(a["segmentations"]):
+            if isinstance(seg, dict) and isinstance(seg.get("counts"), str):
+                where.append((i, j))
+                strings.append(seg["counts"])
+                totals.append(seg["size"][0] * seg["size"][1])
+    if not strings:
+        return
+    codes = scan(strings, np.asarray(totals, dtype=np.int64)).codes
+    for k in np.flatnonzero(codes).tolist():
+        i, j = where[k]
+        ok, why = rle_counts_ok(strings[k], totals[k])
+        reason = why if not ok else "RLE 'counts' has a number of more than 60 bits"
+        col.add(f"annotations[{i}] (id {ann[i]['id']}), segmentations[{j}]", reason)
+
+
 def _parse(
     data: Any, file: str | None, allow_unknown_categories: bool = False
 ) -> tuple[dict[int, Video], dict[int, Category], list[Track] | None]:
@@ -328,6 +356,8 @@ def _parse(
         _check_annotation(i, a, videos, None if allow_unknown_categories else cats, col, seen_a)
         if col.full:
             break
+    col.raise_if_any()
+    _check_rle_strings(ann, videos, col)
     col.raise_if_any()
     tracks = [
         Track(
