@@ -1,0 +1,528 @@
+"""``visrepro train``: a method-agnostic training loop (single process or ``torchrun`` DDP).
+
+A method provides a :class:`MethodTrainer` in ``methods/<method>/train.py`` (``build_trainer(cfg,
+**options)``; or ``--trainer module:function``): the network, a dataset of training samples, the
+collate function, the loss dict, the official schedule and initialisation. The loop adds:
+
+* determinism: the model is built after ``torch.manual_seed(seed)``; the sample stream is a pure
+  function of ``(seed, step)`` (one permutation of the dataset per epoch, ``seed`` and the epoch
+  seeding it) and every sample's augmentation draws from its own generator seeded with ``(seed,
+  position in the stream)``, so neither the number of processes nor a resume changes the data;
+* DDP under ``torchrun`` (gloo on CPU, NCCL on CUDA): the global batch of a step is
+  ``world_size x --batch-size`` consecutive samples of the stream, rank ``r`` taking the ``r``-th
+  slice; gradients are averaged over ranks. ``--accumulate K`` splits a process's batch into ``K``
+  micro-batches whose losses are averaged (the same gradient as ``K`` DDP ranks);
+* the schedule: SGD, linear warm-up, step decay, optional gradient clipping (``--lr``,
+  ``--max-steps`` override it; a shorter run scales the decay steps with it);
+* logging of every loss term (``--log-every``; ``train_log.jsonl`` in ``--out``) and a tqdm bar;
+* checkpoints in ``--out``: ``last.pth`` (our format, see :func:`save_state`) every
+  ``--save-every`` steps and at the end, written atomically; ``model_final.pth`` = the variant's
+  official checkpoint layout (loadable by ``visrepro predict --checkpoint``);
+* ``--resume`` continues from ``last.pth`` (or a given file) bit-exactly: model, optimizer,
+  schedule position, step and RNG states.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import logging
+import os
+import random
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from benchmark.errors import InputError, UsageError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from benchmark.data.ytvis import YTVISDataset
+
+__all__ = [
+    "STATE_FORMAT",
+    "MethodTrainer",
+    "SampleStream",
+    "Schedule",
+    "TrainDataset",
+    "configure",
+    "get_trainer",
+    "load_state",
+    "run",
+    "save_state",
+    "train",
+]
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = "visrepro-train/1"
+HELP = "train a variant (single process or torchrun DDP); save/resume checkpoints"
+FINAL_MODEL = "model_final.pth"
+LAST_STATE = "last.pth"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """SGD with linear warm-up and step decay; ``lr_at(step)`` is a pure function of the step.
+
+    Warm-up (official Yolact/CiCo): for ``step <= warmup_steps``,
+    ``lr = (lr - warmup_init_lr) * step / warmup_steps + warmup_init_lr``; afterwards
+    ``lr * gamma ** #{decay steps <= step}``.
+    """
+
+    lr: float
+    max_steps: int
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_steps: int = 0
+    warmup_init_lr: float = 0.0
+    decay_steps: tuple[int, ...] = ()
+    gamma: float = 0.1
+    grad_clip: float | None = None
+
+    def lr_at(self, step: int) -> float:
+        if self.warmup_steps > 0 and step <= self.warmup_steps:
+            return (self.lr - self.warmup_init_lr) * step / self.warmup_steps + self.warmup_init_lr
+        return self.lr * self.gamma ** sum(1 for s in self.decay_steps if s <= step)
+
+    def overridden(self, *, lr: float | None = None, max_steps: int | None = None) -> Schedule:
+        """``--lr`` scales the warm-up start with it; ``--max-steps`` scales the decay steps."""
+        s = self
+        if lr is not None:
+            ratio = self.warmup_init_lr / self.lr if self.lr else 0.0
+            s = replace(s, lr=lr, warmup_init_lr=lr * ratio)
+        if max_steps is not None and max_steps != s.max_steps:
+            f = max_steps / s.max_steps if s.max_steps else 1.0
+            s = replace(
+                s,
+                max_steps=max_steps,
+                decay_steps=tuple(round(d * f) for d in s.decay_steps),
+                warmup_steps=min(s.warmup_steps, max_steps),
+            )
+        return s
+
+
+class TrainDataset(Protocol):
+    def __len__(self) -> int: ...
+
+    def get(self, index: int, rng: np.random.Generator) -> Any:
+        """Sample ``index`` with its augmentation drawn from ``rng``."""
+
+
+class MethodTrainer(Protocol):
+    """What a method provides to :func:`train`."""
+
+    def build_model(self) -> nn.Module:
+        """The network with the official pre-training initialisation (called after seeding)."""
+
+    def init_from(self, model: nn.Module, path: Path) -> dict[str, Any]:
+        """Load official initial weights (``--init``); returns a JSON-able report."""
+
+    def set_train_mode(self, model: nn.Module, clips_per_process: int) -> None:
+        """``model.train()`` plus the method's frozen parts."""
+
+    def export_state_dict(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """The state dict in the variant's official checkpoint layout."""
+
+    def dataset(self, ds: YTVISDataset) -> TrainDataset: ...
+
+    def collate(self, samples: list[Any]) -> Any: ...
+
+    def losses(self, model: nn.Module, batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
+        """The loss terms of a batch (summed for the gradient); ``model`` may be DDP-wrapped."""
+
+    def default_batch_size(self) -> int: ...
+
+    def schedule(self, num_samples: int, global_batch: int) -> Schedule: ...
+
+    def config(self) -> dict[str, Any]: ...
+
+
+def get_trainer(variant: str, options: Mapping[str, Any], trainer_ref: str | None = None) -> tuple[Any, Any]:
+    """``(VariantCfg, trainer)``: ``methods.<method>.train:build_trainer`` unless ``trainer_ref``."""
+    from benchmark.registry import get_variant_cfg
+
+    cfg = get_variant_cfg(variant)
+    ref = trainer_ref or f"methods.{cfg.method}.train:build_trainer"
+    mod_name, _, fn = ref.partition(":")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and mod_name.startswith(exc.name):
+            raise InputError(f"variant {variant}: no training support ({mod_name} does not exist)") from None
+        raise
+    return cfg, getattr(mod, fn or "build_trainer")(cfg, **options)
+
+
+class SampleStream:
+    """Step -> the dataset indices of its global batch, and each sample's generator."""
+
+    def __init__(self, n: int, global_batch: int, seed: int) -> None:
+        self.n, self.gb, self.seed = n, global_batch, seed
+        self._perms: dict[int, Any] = {}
+
+    def _perm(self, epoch: int) -> Any:
+        import numpy as np
+
+        if epoch not in self._perms:
+            self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(self.n)}
+        return self._perms[epoch]
+
+    def positions(self, step: int) -> range:
+        return range(step * self.gb, (step + 1) * self.gb)
+
+    def index(self, position: int) -> int:
+        return int(self._perm(position // self.n)[position % self.n])
+
+    def rng(self, position: int) -> np.random.Generator:
+        import numpy as np
+
+        return np.random.default_rng([self.seed, 1 << 20, position])
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------
+def _rng_states() -> dict[str, Any]:
+    import numpy as np
+    import torch
+
+    st: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_states(st: Mapping[str, Any]) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(st["python"])
+    np.random.set_state(st["numpy"])
+    torch.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def save_state(path: Path, payload: Mapping[str, Any]) -> None:
+    """``torch.save`` through a temporary file renamed over ``path`` (never a half-written file).
+
+    Our training state: ``{"format", "variant", "step", "model", "optimizer", "schedule", "rng",
+    "config", "seed", "batch": {...}}``."""
+    import torch
+
+    from benchmark._io import atomic_open
+
+    with atomic_open(path, "wb") as fh:
+        torch.save(dict(payload), fh)
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    import torch
+
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=False)
+    except FileNotFoundError:
+        raise InputError("no training state to resume from", file=path) from None
+    except Exception as exc:  # torch raises many types for broken files
+        raise InputError(f"not a readable training state ({exc})", file=path) from None
+    if not isinstance(st, dict) or st.get("format") != STATE_FORMAT:
+        raise InputError(f"not a visrepro training state (format {STATE_FORMAT!r})", file=path)
+    return st
+
+
+# ---- the loop ------------------------------------------------------------------------------------
+@dataclass
+class TrainArgs:
+    variant: str
+    out: Path
+    ann: Path | None = None
+    dataset: str | None = None
+    frames_root: Path | None = None
+    data_root: Path | None = None
+    device: str = "cpu"
+    batch_size: int | None = None
+    accumulate: int = 1
+    lr: float | None = None
+    max_steps: int | None = None
+    stop_at: int | None = None
+    seed: int = 0
+    init: Path | None = None
+    resume: Path | None = None
+    save_every: int = 0
+    log_every: int = 20
+    threads: int | None = None
+    progress: bool = True
+    options: dict[str, Any] | None = None
+    trainer: str | None = None
+
+
+def _open_dataset(a: TrainArgs) -> YTVISDataset:
+    from benchmark.data.ytvis import YTVISDataset
+
+    if a.ann is not None:
+        # default: the YouTube-VIS layout ROOT/annotations/<split>.json -> ROOT/<split>/JPEGImages
+        root = a.frames_root if a.frames_root is not None else a.ann.parent.parent / a.ann.stem / "JPEGImages"
+        return YTVISDataset.load(a.ann, root)
+    if a.dataset is None:
+        raise UsageError("give --dataset NAME (catalog) or an annotation file")
+    from benchmark.data.catalog import get_dataset
+
+    spec = get_dataset(a.dataset, a.data_root)
+    ds = spec.load()
+    if a.frames_root is not None:
+        ds.image_root = a.frames_root
+    return ds
+
+
+def _bar(total: int, initial: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, initial=initial, desc="train", dynamic_ncols=True, file=sys.stderr)
+
+
+def train(a: TrainArgs) -> dict[str, Any]:
+    """Run (or resume) a training; returns the summary written to ``--out/train_summary.json``."""
+    import numpy as np
+    import torch
+
+    from benchmark._io import atomic_write_json
+    from benchmark.distributed import init_distributed, shutdown
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    info, device_name = init_distributed(a.device)
+    device = torch.device(device_name)
+    try:
+        cfg, trainer = get_trainer(a.variant, a.options or {}, a.trainer)
+        ds = _open_dataset(a)
+        data = trainer.dataset(ds)
+        bs = a.batch_size or trainer.default_batch_size()
+        if a.accumulate < 1 or bs % a.accumulate:
+            raise UsageError(f"--batch-size {bs} is not a multiple of --accumulate {a.accumulate}")
+        gb = bs * info.world_size
+        sched: Schedule = trainer.schedule(len(data), gb).overridden(lr=a.lr, max_steps=a.max_steps)
+
+        random.seed(a.seed)
+        np.random.seed(a.seed)
+        torch.manual_seed(a.seed)
+        model = trainer.build_model()
+        init_report = trainer.init_from(model, a.init) if a.init is not None else None
+        model.to(device)
+        trainer.set_train_mode(model, bs // a.accumulate)
+        opt = torch.optim.SGD(
+            model.parameters(), lr=sched.lr_at(0), momentum=sched.momentum, weight_decay=sched.weight_decay
+        )
+        step = 0
+        if a.resume is not None:
+            path = a.resume / LAST_STATE if a.resume.is_dir() else a.resume
+            st = load_state(path)
+            if st["variant"] != cfg.name:
+                raise InputError(f"the state is of variant {st['variant']}, not {cfg.name}", file=path)
+            if st["batch"]["global"] != gb:
+                raise InputError(
+                    f"the state was trained with global batch {st['batch']['global']}, not {gb}", file=path
+                )
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["optimizer"])
+            sched = Schedule(**{**st["schedule"], "decay_steps": tuple(st["schedule"]["decay_steps"])})
+            step = int(st["step"])
+            _set_rng_states(st["rng"])
+            init_report = st.get("init")
+            log.info("resumed %s at step %d from %s", cfg.name, step, path)
+        net: nn.Module = model
+        if info.active:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        stream = SampleStream(len(data), gb, a.seed)
+        out = a.out
+        if info.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+
+        def payload() -> dict[str, Any]:
+            return {
+                "format": STATE_FORMAT, "variant": cfg.name, "step": step, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "schedule": asdict(sched), "rng": _rng_states(),
+                "config": trainer.config(), "seed": a.seed, "init": init_report,
+                "batch": {"per_process": bs, "world_size": info.world_size, "global": gb, "accumulate": a.accumulate},
+            }  # fmt: skip
+
+        end = sched.max_steps if a.stop_at is None else min(a.stop_at, sched.max_steps)
+        bar = _bar(end, step, a.progress and info.is_main)
+        logf = open(out / "train_log.jsonl", "a") if info.is_main else None  # noqa: SIM115
+        t0, cpu0, first = time.perf_counter(), time.process_time(), step
+        last: dict[str, float] = {}
+        try:
+            while step < end:
+                lr = sched.lr_at(step)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                mine = list(stream.positions(step))[info.rank * bs : (info.rank + 1) * bs]
+                micro = bs // a.accumulate
+                sums: dict[str, float] = {}
+                for k in range(a.accumulate):
+                    pos = mine[k * micro : (k + 1) * micro]
+                    batch = trainer.collate([data.get(stream.index(p), stream.rng(p)) for p in pos])
+                    sync = k == a.accumulate - 1 or not info.active
+                    ctx = contextlib.nullcontext() if sync else net.no_sync()  # type: ignore[operator]
+                    with ctx:
+                        losses = trainer.losses(net, batch, device)
+                        total = sum(losses.values()) / a.accumulate
+                        total.backward()
+                    for name, v in losses.items():
+                        sums[name] = sums.get(name, 0.0) + float(v.detach()) / a.accumulate
+                if sched.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), sched.grad_clip)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                step += 1
+                last = _reduce_logs(sums, info)
+                last["total"] = sum(last.values())
+                if not all(np.isfinite(v) for v in last.values()):
+                    raise RuntimeError(f"non-finite loss at step {step}: {last}")
+                if logf is not None:
+                    logf.write(
+                        json.dumps({"step": step, "lr": lr, **{k: round(v, 6) for k, v in last.items()}})
+                        + "\n"
+                    )
+                if info.is_main and (step % max(a.log_every, 1) == 0 or step == end):
+                    terms = " ".join(f"{k} {v:.3f}" for k, v in last.items())
+                    log.info("step %d/%d lr %.2e | %s", step, sched.max_steps, lr, terms)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{last['total']:.3f}")
+                if info.is_main and a.save_every and step % a.save_every == 0 and step < end:
+                    save_state(out / LAST_STATE, payload())
+        finally:
+            if bar is not None:
+                bar.close()
+            if logf is not None:
+                logf.close()
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+        summary = {
+            "variant": cfg.name, "step": step, "max_steps": sched.max_steps, "finished": step >= sched.max_steps,
+            "steps_this_run": step - first, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            "last_losses": last, "schedule": asdict(sched), "world_size": info.world_size,
+            "batch_per_process": bs, "seed": a.seed, "init": init_report, "samples": len(data),
+        }  # fmt: skip
+        if info.is_main:
+            save_state(out / LAST_STATE, payload())
+            if step >= sched.max_steps:
+                save_state(out / FINAL_MODEL, trainer.export_state_dict(model))
+            atomic_write_json(out / "train_summary.json", summary, indent=2)
+        return summary
+    finally:
+        shutdown(info)
+
+
+def _reduce_logs(sums: dict[str, float], info: Any) -> dict[str, float]:
+    """Mean of the logged loss terms over ranks (for the log only)."""
+    if not info.active:
+        return sums
+    import torch
+    import torch.distributed as dist
+
+    names = sorted(sums)
+    dev = torch.device("cuda", torch.cuda.current_device()) if info.backend == "nccl" else torch.device("cpu")
+    t = torch.tensor([sums[n] for n in names], dtype=torch.float64, device=dev)
+    dist.all_reduce(t)
+    return {n: float(v) / info.world_size for n, v in zip(names, t.tolist(), strict=True)}
+
+
+# ---- CLI -----------------------------------------------------------------------------------------
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--variant", required=True, help="variant to train (visrepro list)")
+    parser.add_argument(
+        "--dataset", help="catalog name (toyvis_train, ytvis2019_train, ...) or an annotation JSON"
+    )
+    parser.add_argument("--frames-root", type=Path, help="image root of the dataset's frames")
+    parser.add_argument("--data-root", type=Path, help="data root of the catalog (default: ./datasets)")
+    parser.add_argument("--out", type=Path, required=True, help="output directory (checkpoints, logs)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    parser.add_argument("--batch-size", type=int, help="clips per process per step (default: the method's)")
+    parser.add_argument("--accumulate", type=int, default=1, help="micro-batches per step (default 1)")
+    parser.add_argument("--lr", type=float, help="base learning rate (default: the official one)")
+    parser.add_argument("--max-steps", type=int, help="schedule length in steps (decay steps scale with it)")
+    parser.add_argument("--stop-at", type=int, help="stop at this step (state saved; continue with --resume)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", type=Path, help="official initial weights (e.g. COCO 2-D, inflated)")
+    parser.add_argument(
+        "--resume", type=Path, nargs="?", const=Path("."), help="continue from --out/last.pth (or this file)"
+    )
+    parser.add_argument(
+        "--save-every", type=int, default=500, help="save last.pth every N steps (0: end only)"
+    )
+    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads")
+    parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="trainer option")
+    parser.add_argument("--trainer", help="module:function building the trainer (default: the method's)")
+    parser.add_argument("--adapter-module", action="append", default=[], help="module registering variants")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _parse_opts(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep or not k:
+            raise UsageError(f"--opt expects KEY=VALUE, got {it!r}")
+        out[k.replace("-", "_")] = v
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmark.registry import load_adapter_module
+
+    for spec in args.adapter_module:
+        load_adapter_module(spec)
+    ann = None
+    ds_name = args.dataset
+    if ds_name is not None and (ds_name.endswith(".json") or os.sep in ds_name):
+        ann, ds_name = Path(ds_name), None
+    resume = args.resume
+    if resume is not None and resume == Path("."):
+        resume = args.out / LAST_STATE
+    summary = train(
+        TrainArgs(
+            variant=args.variant, out=args.out, ann=ann, dataset=ds_name, frames_root=args.frames_root,
+            data_root=args.data_root, device=args.device, batch_size=args.batch_size,
+            accumulate=args.accumulate, lr=args.lr, max_steps=args.max_steps, stop_at=args.stop_at,
+            seed=args.seed, init=args.init, resume=resume, save_every=args.save_every,
+            log_every=args.log_every, threads=args.threads, progress=not args.no_progress,
+            options=_parse_opts(args.opt), trainer=args.trainer,
+        )
+    )  # fmt: skip
+    print(
+        f"{summary['variant']}: step {summary['step']}/{summary['max_steps']} in {summary['wall_s']} s wall "
+        f"({summary['cpu_s']} s CPU) -> {args.out}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchmark.train ...`` (also ``torchrun -m benchmark.train``): ``visrepro train``
+    with the same options, logging and exit statuses, whether or not the CLI lists it yet."""
+    from benchmark.cli import COMMANDS
+    from benchmark.cli import main as cli_main
+
+    COMMANDS.setdefault("train", (__name__ if __name__ != "__main__" else "benchmark.train", HELP))
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

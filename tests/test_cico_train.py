@@ -1,0 +1,287 @@
+"""CiCo training: losses on hand-made inputs, matching, clip sampling, data pipeline, init
+inflation, and a short real training on a tiny ToyVIS batch."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark.data.toyvis import generate_toyvis
+from benchmark.data.ytvis import YTVISDataset
+from benchmark.errors import InputError
+from benchmark.registry import get_variant_cfg
+from methods.cico.head import decode, make_priors
+from methods.cico.losses import (
+    ClipTargets,
+    LossConfig,
+    cico_losses,
+    diou_loss,
+    encode,
+    fill_missing_boxes,
+    match_clip_frame,
+    ohem_negatives,
+    sigmoid_focal_loss,
+    track_loss,
+)
+from methods.cico.train import build_trainer, inflate_coco_weights, init_weights, sample_ref_frames
+
+TINY = "cico_yolact_tiny.toyvis"
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("toy")
+    generate_toyvis(root, num_train_videos=3, num_valid_videos=1, frames=(6, 8), progress=False)
+    return root
+
+
+def _train_ds(toy: Path) -> YTVISDataset:
+    return YTVISDataset.load(toy / "annotations/train.json", toy / "train/JPEGImages")
+
+
+# ---- boxes ---------------------------------------------------------------------------------------
+def test_encode_decode_roundtrip_and_diou_zero_on_identical_boxes() -> None:
+    boxes = torch.tensor([[0.1, 0.2, 0.4, 0.6], [0.5, 0.5, 0.9, 0.7]])
+    priors = torch.tensor([[0.3, 0.4, 0.2, 0.3], [0.7, 0.6, 0.3, 0.3]])
+    assert torch.allclose(decode(encode(boxes, priors), priors), boxes, atol=1e-6)
+    assert torch.allclose(diou_loss(boxes, boxes), torch.zeros(2), atol=1e-5)  # eps 1e-7 in the union
+    # disjoint boxes: IoU 0 and a centre-distance penalty -> loss > 1
+    far = torch.tensor([[0.0, 0.0, 0.1, 0.1]]), torch.tensor([[0.8, 0.8, 0.9, 0.9]])
+    d2, c2 = 0.8**2 * 2, 0.9**2 * 2
+    assert diou_loss(*far).item() == pytest.approx(1 + d2 / c2, rel=1e-5)
+
+
+def test_fill_missing_boxes_takes_the_nearest_frame_earlier_on_ties() -> None:
+    b = torch.zeros(1, 5, 4)
+    b[0, 1] = torch.tensor([0.1, 0.1, 0.2, 0.2])
+    b[0, 3] = torch.tensor([0.5, 0.5, 0.6, 0.6])
+    f = fill_missing_boxes(b)
+    assert torch.equal(f[0, 0], b[0, 1]) and torch.equal(f[0, 2], b[0, 1])  # tie 1 vs 3 -> frame 1
+    assert torch.equal(f[0, 4], b[0, 3])
+    assert torch.equal(fill_missing_boxes(torch.zeros(1, 3, 4)), torch.zeros(1, 3, 4))
+
+
+# ---- matching ------------------------------------------------------------------------------------
+def _priors() -> torch.Tensor:
+    return make_priors([(4, 4), (2, 2)])[0]
+
+
+def test_match_positive_negative_neutral_and_all_frame_targets() -> None:
+    pri = _priors()
+    pb = pri[5]  # an anchor of the 4x4 level
+    box = torch.cat([pb[:2] - pb[2:] / 2, pb[:2] + pb[2:] / 2]).clamp(0, 1)
+    gt = torch.stack([box, box + 0.02, box - 0.02]).unsqueeze(0)  # [1, T=3, 4]
+    m = match_clip_frame(gt, torch.tensor([2]), pri, t=0)
+    assert m.conf[5] == 2
+    assert set(m.conf.unique().tolist()) <= {-1, 0, 2}
+    assert (m.conf == 0).sum() > 0
+    # a positive regresses the object's boxes in all three frames against its prior
+    for t in range(3):
+        assert torch.allclose(decode(m.loc[5, 4 * t : 4 * t + 4][None], pb[None])[0], gt[0, t], atol=1e-5)
+
+
+def test_match_forces_the_best_anchor_and_empty_frames_stay_neutral() -> None:
+    pri = _priors()
+    tiny = torch.tensor([[[0.50, 0.50, 0.52, 0.52]] * 3])  # no anchor reaches IoU 0.5
+    m = match_clip_frame(tiny, torch.tensor([1]), pri, t=1)
+    assert (m.conf == 1).sum() == 1
+    absent = torch.zeros(1, 3, 4)
+    m = match_clip_frame(absent, torch.tensor([1]), pri, t=0)
+    assert (m.conf == -1).all()  # official: a frame without objects gives no negatives
+
+
+# ---- classification ------------------------------------------------------------------------------
+def test_focal_loss_matches_a_hand_computation() -> None:
+    logits = torch.tensor([2.0, -1.0, 0.5])
+    target = torch.tensor([1.0, 0.0, 0.0])
+    expect = 0.0
+    for x, y in zip(logits.tolist(), target.tolist(), strict=True):
+        p = 1 / (1 + math.exp(-x))
+        pt = p if y else 1 - p
+        alpha = 0.25 if y else 0.75
+        expect += -alpha * (1 - pt) ** 2 * math.log(pt)
+    assert sigmoid_focal_loss(logits, target).item() == pytest.approx(expect, rel=1e-5)
+
+
+def test_ohem_picks_the_hardest_negatives_at_three_to_one() -> None:
+    # one positive, one neutral, eight negatives with known foreground confidences
+    fg = [0.9, 0.1, 0.8, 0.05, 0.3, 0.7, 0.2, 0.6, 0.95, 0.4]
+    conf_t = torch.tensor([1, -1, 0, 0, 0, 0, 0, 0, 0, 0])
+    logits = torch.stack([torch.tensor([0.0, math.log(p / (1 - p)), -30.0]) for p in fg])
+    neg = ohem_negatives(logits, conf_t, ratio=3)
+    assert neg.sum() == 3
+    assert set(torch.nonzero(neg).reshape(-1).tolist()) == {2, 5, 8}  # 0.8, 0.7, 0.95; not the pos/neutral
+
+
+def test_track_loss_is_small_for_consistent_embeddings() -> None:
+    e = F.normalize(torch.tensor([[1.0, 0.0], [1.0, 0.0], [-1.0, 0.0]]), dim=-1)
+    good = track_loss(e, torch.tensor([1, 1, 2]))
+    bad = track_loss(e, torch.tensor([1, 2, 1]))
+    assert good.item() < 1e-6 < bad.item()
+
+
+# ---- all losses ----------------------------------------------------------------------------------
+def _fake_outputs(targets: list[ClipTargets], cfg: LossConfig, perfect: bool) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    pri, lv = make_priors([(4, 4), (2, 2)])
+    n, t, bs = pri.shape[0], cfg.clip_frames, len(targets)
+    loc = torch.randn(bs * t, n, 4 * t, generator=g)
+    if perfect:
+        for b, tg in enumerate(targets):
+            for j in range(t):
+                m = match_clip_frame(fill_missing_boxes(tg.boxes), tg.labels, pri, j)
+                pos = m.conf > 0
+                loc[b * t + j, pos] = m.loc[pos]
+    return {
+        "loc": loc.requires_grad_(),
+        "centerness": torch.rand(bs * t, n, 1, generator=g).clamp(0.05, 0.95).requires_grad_(),
+        "conf": torch.randn(bs * t, n, 6, generator=g).requires_grad_(),
+        "mask_coeff": torch.randn(bs * t, n, 8, generator=g).tanh().requires_grad_(),
+        "track": F.normalize(torch.randn(bs * t, n, 16, generator=g), dim=-1).requires_grad_(),
+        "proto": torch.rand(8, 8, bs * t, 8, generator=g).requires_grad_(),
+        "priors": pri,
+        "prior_levels": lv,
+    }
+
+
+def _targets() -> list[ClipTargets]:
+    boxes = torch.tensor([[[0.1, 0.1, 0.5, 0.6], [0.12, 0.1, 0.52, 0.6], [0.0, 0.0, 0.0, 0.0]]])
+    masks = torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+    masks[0, :2, 4:18, 4:16] = 1
+    return [ClipTargets(boxes, torch.tensor([3]), torch.tensor([7]), masks)]
+
+
+def test_perfect_boxes_give_zero_box_losses_and_all_terms_are_finite() -> None:
+    cfg = LossConfig(clip_frames=3, mask_type="yolact")
+    tg = _targets()
+    perfect = cico_losses(_fake_outputs(tg, cfg, True), tg, cfg)
+    noisy = cico_losses(_fake_outputs(tg, cfg, False), tg, cfg)
+    assert set(perfect) == {"B", "BIoU", "center", "M_bce", "C_focal", "T"}
+    assert perfect["B"].item() < 1e-6 and perfect["BIoU"].item() < 1e-5
+    assert noisy["B"].item() > 0.1 and noisy["BIoU"].item() > 0.01
+    total = sum(noisy.values())
+    assert torch.isfinite(total)
+    total.backward()
+
+
+def test_softmax_ohem_and_condinst_variant_of_the_losses() -> None:
+    cfg = LossConfig(clip_frames=3, mask_type="condinst", focal=False)
+    tg = _targets()
+    out = _fake_outputs(tg, cfg, False)
+    out["conf"] = torch.randn(out["conf"].shape[0], out["conf"].shape[1], 7).requires_grad_()
+    out["mask_coeff"] = torch.randn(out["loc"].shape[0], out["loc"].shape[1], 161).tanh().requires_grad_()
+    losses = cico_losses(out, tg, cfg)
+    assert "C" in losses and "C_focal" not in losses
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+# ---- data ----------------------------------------------------------------------------------------
+def test_reference_frames_are_the_official_offsets() -> None:
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(50):
+        refs = sample_ref_frames(5, set(range(10)), 3, rng)
+        assert len(refs) == 2 and len(set(refs)) == 2
+        seen.update(r - 5 for r in refs)
+    assert seen == {-2, -1, 1}
+    assert sample_ref_frames(0, {0, 1}, 3, rng) == [1, 1]  # one candidate, repeated
+    assert sample_ref_frames(4, {4}, 3, rng) == [4, 4]
+
+
+def test_clip_samples_keep_boxes_and_masks_consistent_through_augmentation(toy: Path) -> None:
+    tr = build_trainer(get_variant_cfg(TINY))
+    data = tr.dataset(_train_ds(toy))
+    flips = 0
+    for i in range(12):
+        s = data.get(i % len(data), np.random.default_rng(i))
+        t, _, h, w = s.frames.shape
+        assert t == 3 and s.masks.shape[1:] == (3, h, w)
+        for k in range(s.boxes.shape[0]):
+            for j in range(3):
+                ys, xs = np.nonzero(s.masks[k, j])
+                if len(xs) < 4 or not (s.boxes[k, j, 2:] > s.boxes[k, j, :2]).all():
+                    continue
+                # the mask lies inside its box (up to the official 1-pixel box shrink and resize)
+                bx = s.boxes[k, j] * [w, h, w, h]
+                assert xs.min() >= bx[0] - 2 and xs.max() <= bx[2] + 2
+                assert ys.min() >= bx[1] - 2 and ys.max() <= bx[3] + 2
+        flips += 1
+    assert flips == 12
+    batch = tr.collate([data.get(0, np.random.default_rng(0)), data.get(1, np.random.default_rng(1))])
+    assert batch.frames.shape[0] == 6 and batch.frames.shape[-1] % 32 == 0
+
+
+# ---- init ----------------------------------------------------------------------------------------
+def test_coco_2d_weights_are_inflated_as_the_official_init() -> None:
+    tr = build_trainer(get_variant_cfg(TINY), width="16")
+    model = tr.build_model()
+    own = model.state_dict()
+    coco: dict[str, torch.Tensor] = {}
+    for k, v in own.items():
+        if v.dim() == 5:
+            coco[k] = torch.randn(v.shape[0], v.shape[1], *v.shape[3:])
+        elif "bbox_layer" in k:
+            coco[k] = torch.randn(v.shape[0] // 3, *v.shape[1:])  # a 2-D model regresses one box
+        elif "conf_layer" in k:
+            coco[k] = torch.randn(3 * 81, *v.shape[1:]) if v.dim() == 4 else torch.randn(3 * 81)
+        else:
+            coco[k] = torch.randn_like(v.float()).to(v.dtype) if v.is_floating_point() else v.clone()
+    coco["semantic_seg_conv.weight"] = torch.randn(80, 16, 1, 1)  # Yolact COCO: dropped (known)
+    keep_conf = own["prediction_layers.conf_layer.weight"].clone()
+    rep = inflate_coco_weights(model, {"module." + k: v for k, v in coco.items()})
+    new = model.state_dict()
+    w = coco["ProtoNet.proto_net.0.weight"]
+    assert torch.allclose(
+        new["ProtoNet.proto_net.0.weight"],
+        w.unsqueeze(2) * torch.tensor([0.125, 0.75, 0.125]).view(1, 1, 3, 1, 1),
+    )
+    w = coco["prediction_layers.bbox_extra.0.weight"]
+    assert torch.allclose(
+        new["prediction_layers.bbox_extra.0.weight"], w.unsqueeze(2).repeat(1, 1, 3, 1, 1) / 3
+    )
+    assert torch.equal(new["prediction_layers.conf_layer.weight"], keep_conf)  # not loaded
+    b = coco["prediction_layers.bbox_layer.bias"]
+    assert torch.equal(new["prediction_layers.bbox_layer.bias"], b.repeat(3))
+    assert any("bbox_layer.weight" in s for s in rep["skipped"])  # 4-D of another shape: left
+    assert rep["dropped"] == ["module.semantic_seg_conv.weight"]
+    assert torch.equal(new["fpn.lat_layers.0.weight"], coco["fpn.lat_layers.0.weight"])
+    with pytest.raises(InputError, match="no such parameter"):
+        inflate_coco_weights(model, {"head.extra.weight": torch.zeros(3)})
+    with pytest.raises(InputError, match="cannot be inflated"):
+        inflate_coco_weights(model, {"ProtoNet.proto_net.0.weight": torch.zeros(16, 16, 5, 5)})
+
+
+def test_init_weights_sets_the_focal_prior() -> None:
+    model = build_trainer(get_variant_cfg(TINY), width="16").build_model()
+    init_weights(model, focal=True)
+    assert torch.allclose(
+        model.prediction_layers.conf_layer.bias,
+        torch.full_like(model.prediction_layers.conf_layer.bias, -math.log(99)),
+    )
+
+
+# ---- a short real training -----------------------------------------------------------------------
+def test_losses_decrease_on_a_fixed_toyvis_batch(toy: Path) -> None:
+    torch.manual_seed(0)
+    tr = build_trainer(get_variant_cfg(TINY), width="16", augment="false")
+    data = tr.dataset(_train_ds(toy))
+    batch = tr.collate([data.get(i, np.random.default_rng(i)) for i in (0, 9)])
+    model = tr.build_model()
+    tr.set_train_mode(model, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=3e-3, momentum=0.9, weight_decay=1e-4)
+    totals = []
+    for _ in range(20):
+        losses = tr.losses(model, batch, torch.device("cpu"))
+        total = sum(losses.values())
+        assert all(torch.isfinite(v) for v in losses.values()), losses
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        totals.append(total.item())
+    assert set(losses) == {"B", "BIoU", "center", "M_bce", "C_focal", "T"}
+    assert np.mean(totals[-5:]) < 0.7 * np.mean(totals[:3]), totals
