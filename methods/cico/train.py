@@ -488,9 +488,11 @@ class CiCoTrainer:
     def schedule(self, num_samples: int, global_batch: int) -> Schedule:
         epoch = max(num_samples // global_batch, 1)
         if self.tiny:
-            # the small ToyVIS model: tuned for a <= 10 min CPU run (see benchmarks/bench_toyvis_cico.sh)
+            # the small ToyVIS model (not official). lr 0.01 diverged within 25 steps; 600 steps at
+            # 0.003 (~6 min on 2 busy cores) reached only AP 2 on ToyVIS valid: NOT yet tuned to the
+            # goal (AP >= 40 in <= 10 min); see benchmarks/bench_toyvis_cico.sh
             return Schedule(
-                lr=0.01, warmup_steps=100, warmup_init_lr=0.001, max_steps=1500, decay_steps=(1200,)
+                lr=0.003, warmup_steps=100, warmup_init_lr=0.0003, max_steps=1500, decay_steps=(1200,)
             )
         return Schedule(
             lr=1e-3, warmup_steps=500, warmup_init_lr=1e-4, max_steps=12 * epoch, decay_steps=(9 * epoch,)
