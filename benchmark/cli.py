@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "benchmark.checkpoint",
         "verify/inspect official checkpoints (sha256 -> checkpoints.lock.json)",
     ),
+    "train": ("benchmark.train", "train a variant (single process or torchrun DDP); save/resume checkpoints"),
     "regress": ("benchmark.regress", "regression gate: accuracy vs baseline, normalised speed"),
     "report": (
         "benchmark.report.render",
