@@ -290,7 +290,8 @@ def _merge(
 
 
 # ---- visrepro predict ---------------------------------------------------------------------------
-def configure(parser: argparse.ArgumentParser) -> None:
+def add_input_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``predict`` and ``speed`` share: the variant, its weights, and the input videos."""
     parser.add_argument("--variant", required=True, help="variant name (see 'visrepro list')")
     parser.add_argument("--checkpoint", type=Path, help="official checkpoint of the variant")
     src = parser.add_mutually_exclusive_group(required=True)
@@ -299,16 +300,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video-id", type=int, default=1, help="video id of --video (default 1)")
     parser.add_argument("--frames-root", type=Path, help="image root of the dataset's frames")
     parser.add_argument("--data-root", type=Path, help="data root of the catalog (default: ./datasets)")
-    parser.add_argument("--out", type=Path, required=True, help="results.json to write")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="continue an interrupted run (same --out)")
-    mode.add_argument("--overwrite", action="store_true", help="discard an earlier run's shards")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
-    parser.add_argument("--max-videos", type=int, help="only the first N videos (dataset order)")
     parser.add_argument("--adapter-module", action="append", default=[], help="module registering variants")
     parser.add_argument(
         "--adapter-arg", action="append", default=[], metavar="KEY=VALUE", help="builder option (repeatable)"
     )
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_input_options(parser)
+    parser.add_argument("--out", type=Path, required=True, help="results.json to write")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue an interrupted run (same --out)")
+    mode.add_argument("--overwrite", action="store_true", help="discard an earlier run's shards")
+    parser.add_argument("--max-videos", type=int, help="only the first N videos (dataset order)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -261,27 +261,17 @@ def measure_fps(
 
 # ---- visrepro speed -----------------------------------------------------------------------------
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--variant", required=True, help="variant name (see 'visrepro list')")
-    parser.add_argument("--checkpoint", type=Path, help="official checkpoint of the variant")
-    src = parser.add_mutually_exclusive_group(required=True)
-    src.add_argument("--dataset", help="catalog name or annotation JSON file")
-    src.add_argument("--video", type=Path, help="a frames directory or a video file")
-    parser.add_argument("--video-id", type=int, default=1, help=argparse.SUPPRESS)
-    parser.add_argument("--frames-root", type=Path, help="image root of the dataset's frames")
-    parser.add_argument("--data-root", type=Path, help="data root of the catalog")
+    from benchmark.predict import add_input_options
+
+    add_input_options(parser)
     parser.add_argument("--protocol", choices=list(PROTOCOL_STAGES), default="model", help="what is timed")
     parser.add_argument("--warmup", type=int, default=10, help="frames excluded first (default 10)")
     parser.add_argument("--frames", type=int, default=100, help="frames measured (default 100)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
     parser.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default="fp32", help="autocast")
     parser.add_argument("--channels-last", action="store_true", help="channels-last model and inputs")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--out", type=Path, required=True, help="fps.json to write")
-    parser.add_argument("--adapter-module", action="append", default=[], help="module registering variants")
-    parser.add_argument(
-        "--adapter-arg", action="append", default=[], metavar="KEY=VALUE", help="builder option"
-    )
 
 
 def run(args: argparse.Namespace) -> int:
