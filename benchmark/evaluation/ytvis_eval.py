@@ -370,7 +370,10 @@ class Accumulated:
 
 
 def accumulate(mt: Matches, n_cats: int, n_ranges: int) -> Accumulated:
-    """Precision at the recall thresholds and final recall, per category, range and maxDets."""
+    """Precision at the recall thresholds and final recall, per category, range and maxDets.
+
+    Per category, all (maxDets, range, threshold) curves at once: the maxDets selections are
+    padded to the longest with ignored predictions (neither TP nor FP: they change no curve)."""
     T, R, A, M = len(IOU_THRS), len(REC_THRS), n_ranges, len(MAX_DETS)
     precision = -np.ones((T, R, n_cats, A, M))
     recall = -np.ones((T, n_cats, A, M))
@@ -382,47 +385,77 @@ def accumulate(mt: Matches, n_cats: int, n_ranges: int) -> Accumulated:
     d_unit = np.repeat(np.arange(len(mt.unit_cat)), np.diff(mt.det_start))
     d_cat = mt.unit_cat[d_unit] if len(d_unit) else np.zeros(0, np.int64)
     cat_start = np.searchsorted(d_cat, np.arange(n_cats + 1))
-    for k in range(n_cats):
-        if not npig[k].any():
-            continue
+    for k in np.flatnonzero(npig.any(axis=1)).tolist():
         s, e = cat_start[k], cat_start[k + 1]
         rank, score = mt.det_rank[s:e], mt.det_score[s:e]
-        for m, max_det in enumerate(MAX_DETS):
+        sels = []
+        for max_det in MAX_DETS:
             sel = np.flatnonzero(rank < max_det)
             # already in (video, rank) order: a stable sort by score orders ties like the official
-            sel = sel[np.argsort(-score[sel], kind="mergesort")] + s
-            for a in range(A):
-                if npig[k, a] == 0:
-                    continue
-                q, rc = _pr_curve(mt.dtm[sel, a, :].T, mt.dtig[sel, a, :].T, int(npig[k, a]))
-                precision[:, :, k, a, m] = q
-                recall[:, k, a, m] = rc
+            sels.append(sel[np.argsort(-score[sel], kind="mergesort")] + s)
+        nds = np.array([len(x) for x in sels], dtype=np.int64)
+        D = int(nds.max())
+        idx = np.zeros((M, D), dtype=np.int64)
+        pad = np.arange(D)[None, :] >= nds[:, None]  # [M, D]
+        if D:
+            idx[~pad] = np.concatenate(sels)
+        live_a = np.flatnonzero(npig[k] > 0)
+        if D == 0:  # GT and no predictions: precision and recall 0
+            precision[:, :, k, live_a, :] = 0.0
+            recall[:, k, live_a, :] = 0.0
+            continue
+        # [M, D, A', T] -> [M, A', T, D]
+        dtm = mt.dtm[idx][:, :, live_a].transpose(0, 2, 3, 1)
+        dtig = (mt.dtig[idx][:, :, live_a] | pad[:, :, None, None]).transpose(0, 2, 3, 1)
+        n_a = len(live_a)
+        rows_np = np.broadcast_to(npig[k, live_a][None, :, None], (M, n_a, T)).reshape(-1)
+        rows_nd = np.broadcast_to(nds[:, None, None], (M, n_a, T)).reshape(-1)
+        q, rc = _pr_curve(dtm.reshape(-1, D), dtig.reshape(-1, D), rows_np, rows_nd)
+        # [M, A', T, R] -> precision[T, R, k, A', M]
+        precision[:, :, k, live_a, :] = q.reshape(M, n_a, T, R).transpose(2, 3, 1, 0)
+        recall[:, k, live_a, :] = rc.reshape(M, n_a, T).transpose(2, 1, 0)
     return Accumulated(precision, recall)
 
 
-def _pr_curve(dtm: np.ndarray, dtig: np.ndarray, npig: int) -> tuple[np.ndarray, np.ndarray]:
-    """[T, D] matched/ignored flags in score order -> precision [T, R] at REC_THRS, recall [T]."""
-    T, nd = dtm.shape
-    tpi = np.cumsum(dtm & ~dtig, axis=1)
-    tp = tpi.astype(np.float64)
+def _pr_curve(
+    dtm: np.ndarray, dtig: np.ndarray, npig: int | np.ndarray, nd: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """[N, D] matched/ignored flags in score order -> precision [N, R] at REC_THRS, recall [N].
+
+    ``npig``: regular GT count (one, or one per row); ``nd``: per row, the number of real
+    predictions (default D; the columns beyond are padding, flagged ignored)."""
+    N, D = dtm.shape
+    npig_r = np.broadcast_to(np.asarray(npig, dtype=np.int64), (N,))
+    nd_r = np.full(N, D, dtype=np.int64) if nd is None else np.asarray(nd, dtype=np.int64)
+    q = np.zeros((N, len(REC_THRS)))
+    if D == 0 or N == 0:
+        return q, np.zeros(N)
+    tpm = dtm & ~dtig
+    tp = np.cumsum(tpm, axis=1).astype(np.float64)
     fp = np.cumsum(~dtm & ~dtig, axis=1).astype(np.float64)
-    rc = tp / npig
+    rc = tp / npig_r[:, None]
     pr = tp / (fp + tp + np.spacing(1))
-    q = np.zeros((T, len(REC_THRS)))
-    if nd == 0:
-        return q, np.zeros(T)
     pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]  # monotone envelope from the right
-    # official: searchsorted(rc[t], REC_THRS, side="left") per t. rc = fl(tp / npig) is monotone in
-    # the integer tp, so rc < thr <=> tp < k(thr), the least k with fl(k / npig) >= thr (exact);
-    # all T rows in one search of integer keys, row t offset by t * (nd + 1).
-    k = _min_count(npig)
-    keys = (tpi + (np.arange(T) * (nd + 1))[:, None]).ravel()
-    query = np.minimum(k, nd + 1)[None, :] + (np.arange(T) * (nd + 1))[:, None]
-    inds = np.searchsorted(keys, query.ravel(), side="left").reshape(T, -1) - (np.arange(T) * nd)[:, None]
-    ok = inds < nd  # the official bare ``except: pass`` leaves 0 past the last recall
-    rows = np.broadcast_to(np.arange(T)[:, None], inds.shape)
-    q[ok] = pr[rows[ok], inds[ok]]
-    return q, rc[:, -1].copy()
+    # official: searchsorted(rc[t], REC_THRS, side="left") per row. rc = fl(tp / npig) is monotone in
+    # the integer tp, so rc < thr <=> tp < k(thr), the least k with fl(k / npig) >= thr (exact).
+    # The first column with tp >= k is that of the k-th true positive (column 0 for k = 0).
+    # Padding columns add no TP, so that column is a real one whenever k is reached.
+    if (npig_r == npig_r[0]).all():
+        k = np.broadcast_to(_min_count(int(npig_r[0])), (N, len(REC_THRS)))
+    else:
+        uniq, inv = np.unique(npig_r, return_inverse=True)
+        k = np.stack([_min_count(int(u)) for u in uniq.tolist()])[inv.reshape(-1)]  # [N, R]
+    ntp = np.count_nonzero(tpm, axis=1)
+    tp_col = np.nonzero(tpm)[1]  # row-major: each row's TP columns, ascending
+    first = np.cumsum(ntp) - ntp
+    reach = k <= ntp[:, None]
+    at = np.where(reach, first[:, None] + np.maximum(k - 1, 0), 0)
+    col = np.where(k == 0, 0, tp_col[np.minimum(at, max(len(tp_col) - 1, 0))] if len(tp_col) else 0)
+    ok = reach & (col < nd_r[:, None])  # the official bare ``except: pass`` leaves 0 past the last recall
+    rows = np.broadcast_to(np.arange(N)[:, None], col.shape)
+    q[ok] = pr[rows[ok], col[ok]]
+    rc_last = rc[np.arange(N), np.maximum(nd_r - 1, 0)]
+    return q, np.where(nd_r > 0, rc_last, 0.0)
 
 
 _MIN_COUNT: dict[int, np.ndarray] = {}
