@@ -47,6 +47,8 @@ OCCLUSION_LABELS = {"no_occlusion": 0.0, "slight_occlusion": 0.25, "severe_occlu
 
 # Stop collecting after this many problems: a wholly wrong file would otherwise list millions.
 _MAX_PROBLEMS = 1000
+# Integers below this need no ``math.isfinite`` (which raises OverflowError on huge ones).
+_INT_FAST = 1 << 53
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,13 @@ def _unsafe_relpath(name: str) -> str | None:
     if ".." in parts:
         return "contains '..' (escapes the image root)"
     return None
+
+
+def _all_plain_relpaths(names: list[str]) -> bool:
+    """A sufficient condition (one string search, no per-name call) for ``_unsafe_relpath`` to
+    pass every name: none empty, none starting with a separator, no ':' and no '..' anywhere."""
+    j = "\n" + "\n".join(names)
+    return not (".." in j or ":" in j or "\n\n" in j or "\n/" in j or "\n\\" in j or j.endswith("\n"))
 
 
 class _Collector:
@@ -179,10 +188,11 @@ def _check_video(i: int, v: Any, col: _Collector, seen: dict[int, int]) -> None:
     if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
         col.add(entry, "'file_names' must be a non-empty list of strings")
         return
-    for j, n in enumerate(names):
-        why = _unsafe_relpath(n)
-        if why:
-            col.add(entry, f"file_names[{j}] {n!r} {why}")
+    if not _all_plain_relpaths(names):
+        for j, n in enumerate(names):
+            why = _unsafe_relpath(n)
+            if why:
+                col.add(entry, f"file_names[{j}] {n!r} {why}")
     if len(set(names)) != len(names):
         col.add(entry, "file_names has duplicate entries")
     if "length" in v and v["length"] != len(names):
@@ -196,6 +206,7 @@ def _check_annotation(
     cats: Mapping[int, Category] | None,
     col: _Collector,
     seen: dict[int, int],
+    rle: _RleStrings,
 ) -> None:
     if not isinstance(a, dict):
         col.add(f"annotations[{i}]", f"must be an object, not {type(a).__name__}")
@@ -238,20 +249,36 @@ def _check_annotation(
         elif len(vals) != n:
             col.add(entry, f"'{key}' has {len(vals)} entries but video {video.id} has {n} frames")
     hw = [video.height, video.width]
+    total = video.height * video.width
+    r_where, r_str, r_tot = rle.where, rle.strings, rle.totals
     for j, seg in enumerate(segs[:n]):
         if seg is None:
             continue
         if type(seg) is dict:  # fast path: a compressed RLE of the video's size has nothing to report
             size = seg.get("size")
-            if (type(seg.get("counts")) is str and type(size) is list and size == hw
+            counts = seg.get("counts")
+            if (type(counts) is str and type(size) is list and size == hw
                     and type(size[0]) is int and type(size[1]) is int):  # fmt: skip
+                r_where.append((i, j))
+                r_str.append(counts)
+                r_tot.append(total)
                 continue
         _check_segmentation(seg, video.height, video.width, f"{entry}, segmentations[{j}]", col)
+        if isinstance(seg, dict) and isinstance(seg.get("counts"), str):
+            size = seg.get("size")
+            ok = isinstance(size, list) and len(size) == 2 and all(_is_int(x) for x in size)
+            r_where.append((i, j))
+            r_str.append(seg["counts"])
+            # not ok: a problem is reported, there is no scan
+            r_tot.append(size[0] * size[1] if ok and size is not None else 0)
         if col.full:
             return
     areas = a["areas"] if isinstance(a["areas"], list) else []
     for j, ar in enumerate(areas):
-        if ar is not None and not (_is_num(ar) and ar >= 0):
+        t = type(ar)
+        if ar is None or (t is int and 0 <= ar < _INT_FAST) or (t is float and 0.0 <= ar < math.inf):
+            continue  # fast path: what the check below accepts
+        if not (_is_num(ar) and ar >= 0):
             col.add(entry, f"areas[{j}] must be a non-negative number or null, got {ar!r:.20}")
     boxes = a.get("bboxes")
     if isinstance(boxes, list):
@@ -286,22 +313,25 @@ def validate_annotation_dict(
     _parse(data, str(file) if file is not None else None, allow_unknown_categories)
 
 
-def _check_rle_strings(ann: list[Any], videos: Mapping[int, Video], col: _Collector) -> None:
+@dataclass
+class _RleStrings:
+    """The compressed-RLE strings of the GT segmentations (file order), as the annotation checks
+    meet them: (annotation index, frame) and the mask's pixel count h*w."""
+
+    where: list[tuple[int, int]] = field(default_factory=list)
+    strings: list[str] = field(default_factory=list)
+    totals: list[int] = field(default_factory=list)
+
+
+def _check_rle_strings(ann: list[Any], rle: _RleStrings, col: _Collector) -> None:
     """Decode every compressed GT string once (C scan): runs must be non-negative and cover the
     mask. pycocotools never returns on some broken strings (a negative run) and reads past the end
-    of others, so a broken GT mask is an input error here rather than a hang in the evaluator."""
+    of others, so a broken GT mask is an input error here rather than a hang in the evaluator.
+    Called once every annotation passed its checks (all per-frame lists as long as the video)."""
     from benchmark.data.results import rle_counts_ok
     from benchmark.evaluation.rle import scan
 
-    where: list[tuple[int, int]] = []
-    strings: list[str] = []
-    totals: list[int] = []
-    for i, a in enumerate(ann):
-        for j, seg in enumerate(a["segmentations"]):
-            if isinstance(seg, dict) and isinstance(seg.get("counts"), str):
-                where.append((i, j))
-                strings.append(seg["counts"])
-                totals.append(seg["size"][0] * seg["size"][1])
+    where, strings, totals = rle.where, rle.strings, rle.totals
     if not strings:
         return
     codes = scan(strings, np.asarray(totals, dtype=np.int64)).codes
@@ -352,12 +382,13 @@ def _parse(
     if ann is None:
         return videos, cats, None
     seen_a: dict[int, int] = {}
+    rle = _RleStrings()
     for i, a in enumerate(ann):
-        _check_annotation(i, a, videos, None if allow_unknown_categories else cats, col, seen_a)
+        _check_annotation(i, a, videos, None if allow_unknown_categories else cats, col, seen_a, rle)
         if col.full:
             break
     col.raise_if_any()
-    _check_rle_strings(ann, videos, col)
+    _check_rle_strings(ann, rle, col)
     col.raise_if_any()
     tracks = [
         Track(
