@@ -60,6 +60,9 @@ class FrameDetections:
 
 
 class CrossVISNet(nn.Module):
+    #: training only: features = m * f + (1 - m) * f.detach() (official gradient scaling 0.1)
+    backbone_grad_mult: float = 0.1
+
     def __init__(self, depth: int = 50, num_classes: int = 40, batched_mask_head: bool = True) -> None:
         super().__init__()
         self.backbone = FPNBackbone(depth)
@@ -80,6 +83,10 @@ class CrossVISNet(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[HeadOutputs, torch.Tensor]:
         """Normalised, padded ``[1, 3, Hp, Wp]`` -> (head outputs per level, mask_feats [1,8,Hp/8,Wp/8])."""
         feats = self.backbone(x)
+        if self.training and self.backbone_grad_mult != 1.0:
+            # official training: backbone + FPN get their gradients scaled (0.1); no-op at inference
+            m = self.backbone_grad_mult
+            feats = [f * m + f.detach() * (1.0 - m) for f in feats]
         mask_feats = self.mask_branch(feats[:3])
         head = self.proposal_generator.fcos_head(feats, self.controller)
         return head, mask_feats

@@ -1,0 +1,87 @@
+"""A narrow CrossVIS for CPU training and tests (not official).
+
+Same FCOS head (cls / bbox / reid towers, Scale + ReLU regression, centerness and controller on
+the bbox tower), CondInst mask branch, dynamic mask head and inference as
+:class:`~methods.crossvis.model.CrossVISNet`; only the widths are smaller and the backbone is a
+small ResNet-like stack of basic blocks (BatchNorm, trained from scratch). The module names are
+the official ones, so checkpoints and the adapter work unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from benchmark.errors import InputError
+from benchmark.variant_cfg import VariantCfg
+from methods.cico.small import TinyResNet
+from methods.crossvis.backbone import FPNBackbone, LastLevelP6P7
+from methods.crossvis.head import FCOSHead, ProposalConfig
+from methods.crossvis.mask import NUM_PARAMS, DynamicMaskHead, MaskBranch
+from methods.crossvis.model import CrossVISNet
+
+__all__ = ["TinyCrossVISConfig", "TinyCrossVISNet", "TinyFPNBackbone", "build"]
+
+
+@dataclass(frozen=True)
+class TinyCrossVISConfig:
+    num_classes: int = 40
+    width: int = 64  # FPN / head width (a multiple of 32: GroupNorm(32, width))
+    mask_channels: int = 32
+    stages: tuple[int, int, int, int] = (16, 32, 64, 128)
+    blocks: tuple[int, int, int, int] = (1, 1, 1, 1)
+    num_convs: int = 2
+
+
+class TinyFPNBackbone(nn.Module):
+    """:class:`TinyResNet` (strides 4..32) + the official FPN (P3-P5, P6 from P5, P7)."""
+
+    size_divisibility = 32
+    forward = FPNBackbone.forward
+
+    def __init__(self, stages: tuple[int, ...], blocks: tuple[int, ...], channels: int) -> None:
+        super().__init__()
+        for lvl, cin in zip((3, 4, 5), stages[1:], strict=True):
+            self.add_module(f"fpn_lateral{lvl}", nn.Conv2d(cin, channels, 1))
+            self.add_module(f"fpn_output{lvl}", nn.Conv2d(channels, channels, 3, 1, 1))
+        self.top_block = LastLevelP6P7(channels)
+        self.bottom_up = _ThreeLevels(TinyResNet(stages, blocks))
+
+
+class _ThreeLevels(nn.Module):
+    def __init__(self, net: TinyResNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: object) -> list[object]:
+        return list(self.net(x)[1:])
+
+
+class TinyCrossVISNet(CrossVISNet):
+    def __init__(self, cfg: TinyCrossVISConfig) -> None:
+        nn.Module.__init__(self)
+        self.cfg = cfg
+        self.backbone = TinyFPNBackbone(cfg.stages, cfg.blocks, cfg.width)  # type: ignore[assignment]
+        self.proposal_generator = nn.Module()  # type: ignore[assignment]
+        self.proposal_generator.fcos_head = FCOSHead(cfg.num_classes, cfg.width, cfg.num_convs)
+        self.mask_head = DynamicMaskHead()
+        self.mask_branch = MaskBranch(cfg.width, cfg.mask_channels)
+        self.controller = nn.Conv2d(cfg.width, NUM_PARAMS, 3, 1, 1)
+        nn.init.normal_(self.controller.weight, std=0.01)
+        assert self.controller.bias is not None
+        nn.init.constant_(self.controller.bias, 0.0)
+        self.batched_mask_head = True
+        self.proposal_cfg = ProposalConfig()
+
+
+def build(cfg: VariantCfg, *, device: str = "cpu", width: int | str = 64, **kwargs: Any) -> Any:
+    """Builder of ``crossvis_tiny.*`` (random weights; load a ``visrepro train`` model after)."""
+    from methods.crossvis.adapter import CrossVISAdapter, _flag
+
+    keep_debug = kwargs.pop("keep_debug", False)
+    if kwargs:
+        raise InputError(f"unknown CrossVIS option(s) {sorted(kwargs)}", entry="options")
+    model = TinyCrossVISNet(TinyCrossVISConfig(num_classes=cfg.num_classes or 40, width=int(width)))
+    return CrossVISAdapter(cfg, model, device=device, keep_debug=_flag(keep_debug))
