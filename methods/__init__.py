@@ -60,6 +60,7 @@ def register() -> None:
     for cfg in cico.variants.SMALL_VARIANTS:
         register_variant(cfg, "methods.cico.small:build")
     register_builder([c.name for c in crossvis.VARIANTS], "methods.crossvis.adapter:build")
+    register_variant(crossvis.variants.SMALL_VARIANTS[0], "methods.crossvis.small:build")
     for cfg, builder in BUILTIN_EXTRA:
         register_variant(cfg)
         register_builder(cfg.name, builder)

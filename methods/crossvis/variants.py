@@ -123,3 +123,24 @@ VARIANTS: tuple[VariantCfg, ...] = (
         "iwwo",
     ),
 )
+
+SMALL_VARIANTS: tuple[VariantCfg, ...] = (
+    VariantCfg(
+        name="crossvis_tiny.toyvis",
+        method="crossvis",
+        backbone="tiny",
+        train_dataset="toyvis",
+        eval_dataset="toyvis_valid",
+        num_classes=6,
+        official_repo=_REPO,
+        official_commit=_COMMIT,
+        paper="arXiv:2104.05970 (ICCV 2021)",
+        input_size=InputSize(min_size=96, max_size=160, pad_divisor=32),
+        clip_length=1,
+        clip_overlap=0,
+        notes=(
+            "Not an official variant: CrossVIS's FCOS/CondInst heads, losses, crossover and tracker "
+            "with a narrow ResNet-like backbone and 64-channel FPN/heads, trained from scratch on ToyVIS.",
+        ),
+    ),
+)
