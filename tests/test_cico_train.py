@@ -283,3 +283,20 @@ def test_losses_decrease_on_a_fixed_toyvis_batch(toy: Path) -> None:
         totals.append(total.item())
     assert set(losses) == {"B", "BIoU", "center", "M_bce", "C_focal", "T"}
     assert np.mean(totals[-5:]) < 0.7 * np.mean(totals[:3]), totals
+
+
+def test_small_variant_defaults_and_official_schedule_unchanged() -> None:
+    from methods.cico.small import TINY_CONF_THRESH, TINY_SCHEDULE, build
+
+    tiny = build_trainer(get_variant_cfg(TINY)).schedule(846, 4)
+    assert tiny == TINY_SCHEDULE and tiny.grad_clip is not None and tiny.warmup_steps < 100
+    over = build_trainer(get_variant_cfg(TINY), grad_clip="0", warmup="7").schedule(846, 4)
+    assert over.grad_clip is None and over.warmup_steps == 7
+    ad = build(get_variant_cfg(TINY))
+    assert ad.detect_cfg.conf_thresh == ad.tracker.cfg.conf_thresh == TINY_CONF_THRESH
+    assert build(get_variant_cfg(TINY), conf_thresh="0.2").detect_cfg.conf_thresh == 0.2
+    official = get_variant_cfg("cico_yolact_r50.ytvis2019")
+    s = build_trainer(official).schedule(600, 6)
+    assert (s.lr, s.warmup_steps, s.warmup_init_lr, s.grad_clip) == (1e-3, 500, 1e-4, None)
+    with pytest.raises(InputError, match="small"):
+        build_trainer(official, grad_clip="5")

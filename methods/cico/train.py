@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -391,7 +391,8 @@ def _opt_bool(v: Any) -> bool:
 class CiCoTrainer:
     """:class:`benchmark.train.MethodTrainer` for every ``cico_*`` variant."""
 
-    OPTIONS = ("augment", "cache", "freeze_bn", "min_size", "max_size", "width")
+    OPTIONS = ("augment", "cache", "freeze_bn", "min_size", "max_size", "width", "grad_clip", "warmup")
+    TINY_ONLY = ("width", "grad_clip", "warmup")
 
     def __init__(self, cfg: VariantCfg, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.OPTIONS))
@@ -407,8 +408,11 @@ class CiCoTrainer:
         self.augment = _opt_bool(options.get("augment", True))
         self.cache = None if "cache" not in options else _opt_bool(options["cache"])
         self.freeze_bn = None if "freeze_bn" not in options else _opt_bool(options["freeze_bn"])
-        if "width" in options and cfg.backbone != "tiny":
-            raise InputError("option width is for the small (tiny) CiCo variants only", entry="options")
+        for k in self.TINY_ONLY:
+            if k in options and cfg.backbone != "tiny":
+                raise InputError(f"option {k} is for the small (tiny) CiCo variants only", entry="options")
+        self.grad_clip = float(options["grad_clip"]) if "grad_clip" in options else None
+        self.warmup = int(options["warmup"]) if "warmup" in options else None
         self.net_cfg: CiCoConfig
         if self.tiny:
             from methods.cico.small import tiny_config_of
@@ -488,12 +492,15 @@ class CiCoTrainer:
     def schedule(self, num_samples: int, global_batch: int) -> Schedule:
         epoch = max(num_samples // global_batch, 1)
         if self.tiny:
-            # the small ToyVIS model (not official). lr 0.01 diverged within 25 steps; 600 steps at
-            # 0.003 (~6 min on 2 busy cores) reached only AP 2 on ToyVIS valid: NOT yet tuned to the
-            # goal (AP >= 40 in <= 10 min); see benchmarks/bench_toyvis_cico.sh
-            return Schedule(
-                lr=0.003, warmup_steps=100, warmup_init_lr=0.0003, max_steps=1500, decay_steps=(1200,)
-            )
+            # the small ToyVIS model (not official): see TINY_SCHEDULE in methods/cico/small.py
+            from methods.cico.small import TINY_SCHEDULE
+
+            s = TINY_SCHEDULE
+            if self.grad_clip is not None:
+                s = replace(s, grad_clip=self.grad_clip if self.grad_clip > 0 else None)
+            if self.warmup is not None:
+                s = replace(s, warmup_steps=self.warmup)
+            return s
         return Schedule(
             lr=1e-3, warmup_steps=500, warmup_init_lr=1e-4, max_steps=12 * epoch, decay_steps=(9 * epoch,)
         )
