@@ -4,10 +4,6 @@ with 2 micro-batches."""
 
 from __future__ import annotations
 
-import argparse
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +13,9 @@ import torch
 from benchmark.data.toyvis import generate_toyvis
 from benchmark.data.ytvis import YTVISDataset
 from benchmark.registry import get_variant_cfg
-from benchmark.train import configure, run
 from methods.crossvis.targets import assign_targets, mass_centres
 from methods.crossvis.train import LOSS_NAMES, build_trainer, sample_ref_frame
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_train import _final  # the CiCo training tests' helper
+from tests._ddp import assert_ddp_equals_micro_batches
 
 TINY = "crossvis_tiny.toyvis"
 REPO = Path(__file__).resolve().parent.parent
@@ -130,23 +123,4 @@ def _train_a_few_steps(toy: Path) -> None:
 
 
 def test_ddp_two_gloo_processes_equal_one_process_with_two_micro_batches(toy: Path, tmp_path: Path) -> None:
-    common = ["--variant", TINY, "--dataset", str(toy / "annotations/train.json"), "--no-progress",
-              "--threads", "1", "--opt", "width=32", "--max-steps", "2", "--lr", "0.002", "--save-every", "0"]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    ddp = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "benchmark.train", *common, "--batch-size", "1", "--out", str(ddp)]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    single = tmp_path / "single"
-    p = argparse.ArgumentParser()
-    configure(p)
-    assert run(p.parse_args([*common, "--batch-size", "2", "--accumulate", "2", "--out", str(single)])) == 0
-    a, b = _final(ddp), _final(single)
-    moved = 0
-    for k in a:
-        if k.endswith("num_batches_tracked") or "running_" in k:
-            continue  # BN buffers: DDP keeps rank 0's, accumulation saw both micro-batches
-        assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6), k
-        moved += 1
-    assert moved > 50
+    assert_ddp_equals_micro_batches(TINY, toy / "annotations/train.json", tmp_path, width=32)
