@@ -12,7 +12,7 @@ collate function, the loss dict, the official schedule and initialisation. The l
   ``world_size x --batch-size`` consecutive samples of the stream, rank ``r`` taking the ``r``-th
   slice; gradients are averaged over ranks. ``--accumulate K`` splits a process's batch into ``K``
   micro-batches whose losses are averaged (the same gradient as ``K`` DDP ranks);
-* the schedule: SGD, linear warm-up, step decay, optional gradient clipping (``--lr``,
+* the schedule: SGD (or AdamW), linear warm-up, step decay, optional gradient clipping (``--lr``,
   ``--max-steps`` override it; a shorter run scales the decay steps with it);
 * logging of every loss term (``--log-every``; ``train_log.jsonl`` in ``--out``) and a tqdm bar;
 * checkpoints in ``--out``: ``last.pth`` (our format, see :func:`save_state`) every
@@ -76,6 +76,11 @@ class Schedule:
     Warm-up (official Yolact/CiCo): for ``step <= warmup_steps``,
     ``lr = (lr - warmup_init_lr) * step / warmup_steps + warmup_init_lr``; afterwards
     ``lr * gamma ** #{decay steps <= step}``.
+
+    ``optimizer`` is ``"sgd"`` (every official schedule: momentum, L2 ``weight_decay``) or
+    ``"adamw"`` (``betas = (momentum, 0.999)``, decoupled ``weight_decay``), which the small
+    variants trained from scratch on CPU use. ``norm_weight_decay`` is the decay of normalisation
+    layers' weights and biases (``None``: ``weight_decay``, as the official schedules).
     """
 
     lr: float
@@ -87,15 +92,61 @@ class Schedule:
     decay_steps: tuple[int, ...] = ()
     gamma: float = 0.1
     grad_clip: float | None = None
+    optimizer: str = "sgd"
+    norm_weight_decay: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adamw"):
+            raise UsageError(f"unknown optimizer {self.optimizer!r}: sgd or adamw")
+
+    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """The optimizer over ``model``'s trainable parameters (two groups when norm layers
+        have their own weight decay)."""
+        import torch
+        from torch import nn
+
+        params = [p for p in model.parameters() if p.requires_grad]
+        groups: list[dict[str, Any]] = [{"params": params}]
+        if self.norm_weight_decay is not None:
+            norm_types = (nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
+            norm_ids = {
+                id(p)
+                for m in model.modules()
+                if isinstance(m, norm_types)
+                for p in m.parameters(recurse=False)
+            }
+            groups = [
+                {"params": [p for p in params if id(p) not in norm_ids]},
+                {"params": [p for p in params if id(p) in norm_ids], "weight_decay": self.norm_weight_decay},
+            ]
+        if self.optimizer == "adamw":
+            return torch.optim.AdamW(
+                groups, lr=self.lr_at(0), betas=(self.momentum, 0.999), weight_decay=self.weight_decay
+            )
+        return torch.optim.SGD(
+            groups, lr=self.lr_at(0), momentum=self.momentum, weight_decay=self.weight_decay
+        )
 
     def lr_at(self, step: int) -> float:
         if self.warmup_steps > 0 and step <= self.warmup_steps:
             return (self.lr - self.warmup_init_lr) * step / self.warmup_steps + self.warmup_init_lr
         return self.lr * self.gamma ** sum(1 for s in self.decay_steps if s <= step)
 
-    def overridden(self, *, lr: float | None = None, max_steps: int | None = None) -> Schedule:
-        """``--lr`` scales the warm-up start with it; ``--max-steps`` scales the decay steps."""
+    def overridden(
+        self,
+        *,
+        lr: float | None = None,
+        max_steps: int | None = None,
+        optimizer: str | None = None,
+        weight_decay: float | None = None,
+    ) -> Schedule:
+        """``--lr`` scales the warm-up start with it; ``--max-steps`` scales the decay steps;
+        ``--optimizer`` and ``--weight-decay`` replace the schedule's."""
         s = self
+        if optimizer is not None:
+            s = replace(s, optimizer=optimizer)
+        if weight_decay is not None:
+            s = replace(s, weight_decay=weight_decay)
         if lr is not None:
             ratio = self.warmup_init_lr / self.lr if self.lr else 0.0
             s = replace(s, lr=lr, warmup_init_lr=lr * ratio)
@@ -255,6 +306,8 @@ class TrainArgs:
     accumulate: int = 1
     lr: float | None = None
     max_steps: int | None = None
+    optimizer: str | None = None
+    weight_decay: float | None = None
     stop_at: int | None = None
     seed: int = 0
     init: Path | None = None
@@ -315,7 +368,9 @@ def train(a: TrainArgs) -> dict[str, Any]:
         if a.accumulate < 1 or bs % a.accumulate:
             raise UsageError(f"--batch-size {bs} is not a multiple of --accumulate {a.accumulate}")
         gb = bs * info.world_size
-        sched: Schedule = trainer.schedule(len(data), gb).overridden(lr=a.lr, max_steps=a.max_steps)
+        sched: Schedule = trainer.schedule(len(data), gb).overridden(
+            lr=a.lr, max_steps=a.max_steps, optimizer=a.optimizer, weight_decay=a.weight_decay
+        )
 
         random.seed(a.seed)
         np.random.seed(a.seed)
@@ -324,10 +379,8 @@ def train(a: TrainArgs) -> dict[str, Any]:
         init_report = trainer.init_from(model, a.init) if a.init is not None else None
         model.to(device)
         trainer.set_train_mode(model, bs // a.accumulate)
-        opt = torch.optim.SGD(
-            model.parameters(), lr=sched.lr_at(0), momentum=sched.momentum, weight_decay=sched.weight_decay
-        )
         step = 0
+        st = None
         if a.resume is not None:
             path = a.resume / LAST_STATE if a.resume.is_dir() else a.resume
             st = load_state(path)
@@ -338,12 +391,14 @@ def train(a: TrainArgs) -> dict[str, Any]:
                     f"the state was trained with global batch {st['batch']['global']}, not {gb}", file=path
                 )
             model.load_state_dict(st["model"])
-            opt.load_state_dict(st["optimizer"])
             sched = Schedule(**{**st["schedule"], "decay_steps": tuple(st["schedule"]["decay_steps"])})
             step = int(st["step"])
             _set_rng_states(st["rng"])
             init_report = st.get("init")
             log.info("resumed %s at step %d from %s", cfg.name, step, path)
+        opt = sched.build_optimizer(model)
+        if st is not None:
+            opt.load_state_dict(st["optimizer"])
         net: nn.Module = model
         if info.active:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -458,6 +513,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accumulate", type=int, default=1, help="micro-batches per step (default 1)")
     parser.add_argument("--lr", type=float, help="base learning rate (default: the official one)")
     parser.add_argument("--max-steps", type=int, help="schedule length in steps (decay steps scale with it)")
+    parser.add_argument(
+        "--optimizer", choices=("sgd", "adamw"), help="optimizer (default: the schedule's; official: sgd)"
+    )
+    parser.add_argument("--weight-decay", type=float, help="weight decay (default: the schedule's)")
     parser.add_argument("--stop-at", type=int, help="stop at this step (state saved; continue with --resume)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", type=Path, help="official initial weights (e.g. COCO 2-D, inflated)")
@@ -502,6 +561,7 @@ def run(args: argparse.Namespace) -> int:
             variant=args.variant, out=args.out, ann=ann, dataset=ds_name, frames_root=args.frames_root,
             data_root=args.data_root, device=args.device, batch_size=args.batch_size,
             accumulate=args.accumulate, lr=args.lr, max_steps=args.max_steps, stop_at=args.stop_at,
+            optimizer=args.optimizer, weight_decay=args.weight_decay,
             seed=args.seed, init=args.init, resume=resume, save_every=args.save_every,
             log_every=args.log_every, threads=args.threads, progress=not args.no_progress,
             options=_parse_opts(args.opt), trainer=args.trainer,

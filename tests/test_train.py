@@ -49,6 +49,25 @@ def test_schedule_warmup_decay_and_overrides() -> None:
     assert o.warmup_init_lr == pytest.approx(1e-3) and o.decay_steps == (9,) and o.warmup_steps == 10
 
 
+def test_schedule_builds_sgd_or_adamw_with_norm_weight_decay_groups() -> None:
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Conv2d(4, 2, 1))
+    net[2].weight.requires_grad_(False)  # frozen parameters are left out
+    sgd = Schedule(lr=0.1, max_steps=10).build_optimizer(net)
+    assert isinstance(sgd, torch.optim.SGD) and len(sgd.param_groups) == 1
+    assert sgd.param_groups[0]["weight_decay"] == 1e-4 and len(sgd.param_groups[0]["params"]) == 5
+    adamw = Schedule(lr=0.1, max_steps=10, optimizer="adamw", weight_decay=0.05, norm_weight_decay=0.0)
+    opt = adamw.build_optimizer(net)
+    assert isinstance(opt, torch.optim.AdamW) and opt.param_groups[0]["betas"] == (0.9, 0.999)
+    plain, norm = opt.param_groups
+    assert {id(p) for p in norm["params"]} == {id(net[1].weight), id(net[1].bias)}
+    assert norm["weight_decay"] == 0.0 and plain["weight_decay"] == 0.05 and len(plain["params"]) == 3
+    assert (
+        Schedule(lr=0.1, max_steps=10).overridden(optimizer="adamw", weight_decay=0.01).optimizer == "adamw"
+    )
+    with pytest.raises(UsageError, match="unknown optimizer 'adam'"):
+        Schedule(lr=0.1, max_steps=10, optimizer="adam")
+
+
 def test_sample_stream_is_a_function_of_seed_and_position() -> None:
     a, b = SampleStream(5, 2, 7), SampleStream(5, 2, 7)
     seq = [a.index(p) for p in range(15)]

@@ -258,6 +258,10 @@ def crossvis_losses(
     gt_small = [t.masks[:, MASK_OUT_STRIDE // 2 :: MASK_OUT_STRIDE, MASK_OUT_STRIDE // 2 :: MASK_OUT_STRIDE]
                 for t in targets]  # fmt: skip
     out: dict[str, torch.Tensor] = {k: zero.clone() for k in LOSS_NAMES}
+    # controller outputs of every image, flattened once ([N, L, P]: a batch shares one padded
+    # size); rows are gathered with one index op (per-row selects cost a full-size zero fill each
+    # in the backward pass)
+    top_feats = torch.stack([_flat(head.top_feats, i) for i in range(n_img)])
     # sampled positives per image: (image, location index) for the mask / crossover losses
     sampled: list[torch.Tensor] = []
     for group in (range(0, b), range(b, n_img)):
@@ -286,7 +290,7 @@ def crossvis_losses(
             sel = sampled[-1][sampled[-1][:, 0] == i, 1]
             if sel.numel() == 0:
                 continue
-            params = _flat(head.top_feats, i)[sel]
+            params = top_feats[i, sel]
             probs = _mask_probs(mask_feats[i : i + 1], params, tg[i].locations[sel], tg[i].levels[sel], soi)
             gt = gt_small[i][tg[i].gt_inds[sel]]
             losses.append((probs, gt))
@@ -311,7 +315,8 @@ def crossvis_losses(
             rows.setdefault(c, []).append((a, loc, j))
         probs_l, gt_l = [], []
         for c, rs in rows.items():
-            params = torch.stack([_flat(head.top_feats, a)[loc] for a, loc, _ in rs])
+            a_loc = torch.tensor([(a, loc) for a, loc, _ in rs], device=mask_feats.device)
+            params = top_feats[a_loc[:, 0], a_loc[:, 1]]
             js = torch.tensor([j for _, _, j in rs], device=mask_feats.device)
             probs_l.append(
                 _mask_probs(mask_feats[c : c + 1], params, tg[c].locations[js], tg[c].levels[js], soi)
