@@ -151,3 +151,53 @@ def test_threaded_paths_match_single_strings() -> None:
     ib = rng.integers(0, len(ms), 6000)
     got = rle.intersect(strings, strings, ia, ib, np.minimum(sc.end[ia], sc.end[ib]))
     assert got.tolist() == [int((ms[i] & ms[j]).sum()) for i, j in zip(ia.tolist(), ib.tolist(), strict=True)]
+
+
+def test_intersect_groups_and_fast_path_on_large_masks() -> None:
+    """Pairs sorted by the second string (each decoded once per run of pairs), on masks big enough
+    for the one-character fast path of the decoder (and its fallbacks: long runs, escapes)."""
+    rng = np.random.default_rng(11)
+    h, w = 120, 160
+    yy, xx = np.mgrid[:h, :w]
+    ms = []
+    for _ in range(24):
+        cy, cx, ry, rx = rng.uniform(0, h), rng.uniform(0, w), rng.uniform(3, 60), rng.uniform(3, 80)
+        m = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+        m &= rng.random((h, w)) < (0.97 if rng.random() < 0.5 else 1.0)  # some noise: long numbers
+        ms.append(m.astype(np.uint8))
+    strings = [_encode(m) for m in ms]
+    sc = rle.scan(strings, np.full(len(ms), h * w))
+    assert sc.areas.tolist() == [int(m.sum()) for m in ms]
+    ib = np.repeat(np.arange(len(ms)), len(ms))
+    ia = np.tile(np.arange(len(ms)), len(ms))
+    want = [int((ms[i] & ms[j]).sum()) for i, j in zip(ia.tolist(), ib.tolist(), strict=True)]
+    assert rle.intersect(strings, strings, ia, ib).tolist() == want
+    limit = np.minimum(sc.end[ia], sc.end[ib])
+    assert rle.intersect(strings, strings, ia, ib, limit).tolist() == want
+    # the same strings as JSON spans (a backslash escaped as two)
+    text = "".join(s.replace("\\", "\\\\") for s in strings).encode()
+    lens = np.array([len(s.replace("\\", "\\\\")) for s in strings], dtype=np.int64)
+    spans = rle.Spans(text, np.r_[0, np.cumsum(lens)[:-1]], lens)
+    assert rle.scan(spans, np.full(len(ms), h * w)).areas.tolist() == sc.areas.tolist()
+    assert rle.intersect(spans, strings, ia, ib, limit).tolist() == want
+
+
+def test_scan_codes_of_mutated_large_strings() -> None:
+    """Single-character mutations of long strings (the decoder's fast path) give rle_counts_ok's
+    verdict and first problem."""
+    rng = np.random.default_rng(5)
+    h, w = 40, 50
+    yy, xx = np.mgrid[:h, :w]
+    base = [
+        _encode((((yy - 20) / r) ** 2 + ((xx - 25) / (r + 3)) ** 2 <= 1).astype(np.uint8)) for r in (5, 9, 15)
+    ]
+    for trial in range(1500):
+        s = list(base[trial % len(base)])
+        for _ in range(int(rng.integers(1, 3))):
+            s[rng.integers(len(s))] = chr(int(rng.integers(44, 116)))
+        st = "".join(s)
+        code = int(rle.scan([st], np.array([h * w])).codes[0])
+        ok, why = rle_counts_ok(st, h * w)
+        assert (code == rle.RLE_OK) == ok, st
+        if not ok:
+            assert code == next(v for k, v in CODE_OF_MESSAGE.items() if k in why), (st, why, code)

@@ -175,6 +175,42 @@ static int src_get(const Src *src, Py_ssize_t k, const unsigned char **s, Py_ssi
     return 1;
 }
 
+/* Next (background, foreground) pair of runs into *bg, *fg. Returns 2 on a pair, 1 on a lone
+ * background run at the end of the string (*fg = 0), 0 at the end, -code on an error.
+ *
+ * The fast path: from the fifth run on, every number is a difference to the previous run of the same
+ * kind, and nearly all differences are one character (|difference| < 16): such a pair is decoded in
+ * a few instructions. Anything else (the first runs, numbers of several characters, escapes, a run
+ * that would be negative, errors) goes through dec_next run by run, which decodes the same
+ * characters again from the same state: the result, errors included, is dec_next's. */
+static ALWAYS_INLINE int next_pair(Decoder *d, int64_t *bg, int64_t *fg, const int esc) {
+    if (d->m >= 4 && d->p + 2 <= d->n) {
+        unsigned c0 = (unsigned)d->s[d->p] - 48u, c1 = (unsigned)d->s[d->p + 1] - 48u;
+        if ((c0 | c1) < 32u) {
+            /* m is even here: back2 is the previous background run, back1 the previous foreground */
+            int64_t b = d->back2 + ((int64_t)(c0 ^ 16u) - 16), f = d->back1 + ((int64_t)(c1 ^ 16u) - 16);
+            if ((b | f) >= 0) {
+                d->p += 2;
+                d->m += 2;
+                d->back2 = b;
+                d->back1 = f;
+                *bg = b;
+                *fg = f;
+                return 2;
+            }
+        }
+    }
+    int r = dec_next(d, bg, esc);
+    if (r <= 0) return r;
+    r = dec_next(d, fg, esc);
+    if (r < 0) return r;
+    if (r == 0) {
+        *fg = 0;
+        return 1;
+    }
+    return 2;
+}
+
 static ALWAYS_INLINE int scan_one(const unsigned char *s, Py_ssize_t n, const int esc, int64_t total,
                                   int64_t *area, int64_t *first, int64_t *end) {
     *area = 0;
@@ -185,19 +221,14 @@ static ALWAYS_INLINE int scan_one(const unsigned char *s, Py_ssize_t n, const in
     Decoder d = {s, n, 0, 0, 0, 0};
     int64_t pos = 0, a = 0, f = -1, e = 0, bg, fg;
     int r;
-    for (;;) {
-        /* runs come in (background, foreground) pairs */
-        r = dec_next(&d, &bg, esc);
-        if (r <= 0) break;
-        pos += bg;
-        r = dec_next(&d, &fg, esc);
-        if (r <= 0) break;
+    while ((r = next_pair(&d, &bg, &fg, esc)) > 0) {
+        int64_t start = pos + bg;
+        pos = start + fg;
         if (fg > 0) {
-            if (f < 0) f = pos;
-            e = pos + fg;
+            if (f < 0) f = start;
+            e = pos;
         }
         a += fg;
-        pos += fg;
     }
     if (r < 0) return -r;
     if (pos != total) return RLE_TOTAL;
@@ -296,36 +327,51 @@ fail:
     return NULL;
 }
 
-/* |A & B| of two valid strings with the same total, streaming both. */
-static ALWAYS_INLINE int intersect_one(const unsigned char *sa, Py_ssize_t na, const int esca,
-                                       const unsigned char *sb, Py_ssize_t nb, const int escb, int64_t limit,
-                                       int64_t *out) {
-    Decoder da = {sa, na, 0, 0, 0, 0}, db = {sb, nb, 0, 0, 0, 0};
-    int64_t ra = 0, rb = 0, inter = 0, m, pos = 0;
-    int fa = 1, fb = 1; /* value of the current run; toggled before the first (background) run */
+/* The foreground of a valid string as intervals [iv[2j], iv[2j + 1]) (ascending, non-empty), into
+ * *buf (grown as needed; raw allocator, callable without the GIL). Returns the number of intervals,
+ * -1 on a decoding error, -2 when out of memory. */
+static ALWAYS_INLINE Py_ssize_t decode_intervals(const unsigned char *s, Py_ssize_t n, const int esc,
+                                                 int64_t **buf, Py_ssize_t *cap) {
+    Decoder d = {s, n, 0, 0, 0, 0};
+    int64_t pos = 0, bg, fg;
+    Py_ssize_t k = 0;
     int r;
-    for (;;) {
-        while (ra == 0) {
-            r = dec_next(&da, &ra, esca);
-            if (r <= 0) goto done;
-            fa = !fa;
+    while ((r = next_pair(&d, &bg, &fg, esc)) > 0) {
+        int64_t start = pos + bg;
+        pos = start + fg;
+        if (fg == 0) continue;
+        if (k == *cap) {
+            Py_ssize_t c = *cap ? 2 * *cap : 256;
+            int64_t *q = (int64_t *)PyMem_RawRealloc(*buf, (size_t)c * 2 * sizeof(int64_t));
+            if (!q) return -2;
+            *buf = q;
+            *cap = c;
         }
-        while (rb == 0) {
-            r = dec_next(&db, &rb, escb);
-            if (r <= 0) goto done;
-            fb = !fb;
-        }
-        m = ra < rb ? ra : rb;
-        if (fa & fb) inter += m;
-        ra -= m;
-        rb -= m;
-        pos += m;
-        if (pos >= limit) { /* no foreground of one of them beyond this pixel */
-            r = 0;
-            goto done;
+        (*buf)[2 * k] = start;
+        (*buf)[2 * k + 1] = pos;
+        k++;
+    }
+    return r < 0 ? -1 : k;
+}
+
+/* |A & B| of a valid string A (streamed) and the nb foreground intervals iv of B, stopping at pixel
+ * ``limit`` or after B's last interval. 0 on success, -1 on a decoding error of A. */
+static ALWAYS_INLINE int intersect_stream(const unsigned char *sa, Py_ssize_t na, const int esca,
+                                          const int64_t *iv, Py_ssize_t nb, int64_t limit, int64_t *out) {
+    Decoder d = {sa, na, 0, 0, 0, 0};
+    int64_t pos = 0, inter = 0, bg, fg;
+    Py_ssize_t j = 0; /* B's first interval that may still meet A's next foreground run */
+    int r = 0;
+    while (j < nb && pos < limit && (r = next_pair(&d, &bg, &fg, esca)) > 0) {
+        int64_t start = pos + bg;
+        pos = start + fg;
+        if (fg == 0) continue;
+        while (j < nb && iv[2 * j + 1] <= start) j++;
+        for (Py_ssize_t k = j; k < nb && iv[2 * k] < pos; k++) {
+            int64_t lo = iv[2 * k] > start ? iv[2 * k] : start, hi = iv[2 * k + 1] < pos ? iv[2 * k + 1] : pos;
+            inter += hi - lo;
         }
     }
-done:
     if (r < 0) return -1;
     *out = inter;
     return 0;
@@ -348,33 +394,35 @@ typedef struct {
     const int64_t *limit;
     int64_t *out;
     Py_ssize_t lo, hi;
-    int failed; /* first failing pair + 1, or 0 */
+    int failed; /* first failing pair + 1, or 0 (-1: out of memory) */
     int esca, escb;
 } Job;
 
+/* Pairs [lo, hi): B is decoded to intervals once per run of pairs with the same B string. */
 static void *run_job(void *arg) {
     Job *j = (Job *)arg;
-#define INTERSECT_LOOP(EA, EB)                                                                                 \
-    for (Py_ssize_t k = j->lo; k < j->hi; k++) {                                                               \
-        if (intersect_one(j->sa[k], j->na[k], EA, j->sb[k], j->nb[k], EB, j->limit[k], &j->out[k]) < 0) {       \
-            j->failed = (int)(k + 1);                                                                           \
-            break;                                                                                             \
-        }                                                                                                      \
-    }
-    if (j->esca) {
-        if (j->escb) {
-            INTERSECT_LOOP(1, 1)
-        } else {
-            INTERSECT_LOOP(1, 0)
+    int64_t *iv = NULL;
+    Py_ssize_t cap = 0, nb = 0;
+    const unsigned char *cur = NULL;
+    Py_ssize_t cur_n = -1;
+    for (Py_ssize_t k = j->lo; k < j->hi; k++) {
+        if (j->sb[k] != cur || j->nb[k] != cur_n) {
+            cur = j->sb[k];
+            cur_n = j->nb[k];
+            nb = j->escb ? decode_intervals(cur, cur_n, 1, &iv, &cap) : decode_intervals(cur, cur_n, 0, &iv, &cap);
+            if (nb == -2) {
+                j->failed = -1;
+                break;
+            }
         }
-    } else {
-        if (j->escb) {
-            INTERSECT_LOOP(0, 1)
-        } else {
-            INTERSECT_LOOP(0, 0)
+        int bad = nb < 0 || (j->esca ? intersect_stream(j->sa[k], j->na[k], 1, iv, nb, j->limit[k], &j->out[k])
+                                     : intersect_stream(j->sa[k], j->na[k], 0, iv, nb, j->limit[k], &j->out[k]));
+        if (bad) {
+            j->failed = (int)(k + 1);
+            break;
         }
     }
-#undef INTERSECT_LOOP
+    PyMem_RawFree(iv);
     return NULL;
 }
 
@@ -433,7 +481,10 @@ static PyObject *rle_intersect(PyObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     run_split(&job, p, run_job);
     Py_END_ALLOW_THREADS
-    if (job.failed) {
+    if (job.failed < 0) {
+        PyErr_NoMemory();
+        Py_CLEAR(out);
+    } else if (job.failed) {
         PyErr_Format(PyExc_ValueError, "pair %d: not a valid compressed RLE string", job.failed - 1);
         Py_CLEAR(out);
     }

@@ -145,6 +145,7 @@ def track_ious(gt: GTTable, dt: PredTable, keep: np.ndarray) -> PairIoU:
         inter[k] = _pycoco_inter(dm, int(sd[k]), gm, int(sg[k]), int(a_d[k]))
     overlap = same & ~odd & (dm.first[sd] < gm.end[sg]) & (gm.first[sg] < dm.end[sd])
     ov = np.flatnonzero(overlap)
+    ov = ov[np.argsort(sg[ov], kind="stable")]  # pairs of one GT mask in a row: it is decoded once
     inter[ov] = rle_kernels.intersect(
         dm.counts, gm.counts, sd[ov], sg[ov], np.minimum(dm.end[sd[ov]], gm.end[sg[ov]])
     )
