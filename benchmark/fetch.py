@@ -11,6 +11,14 @@ Subcommand::
 
     visrepro fetch URL --out FILE [--sha256 HEX] [--size N]
     visrepro fetch --manifest M.json [--root DIR]
+    visrepro fetch --variant V [--out FILE] [--sha256 HEX]
+
+``--variant`` fetches a variant's official checkpoint (:func:`fetch_checkpoint`): the URLs and the
+sha256 (when known) come from the registry (``visrepro list``, ``benchmark/checkpoints.lock.json``);
+the default ``--out`` is ``checkpoints/<variant>.pth``, where the DVC pipeline's ``fetch`` stage and
+the report look. A READMEs' row may give several links without saying which is the checkpoint, so
+they are tried in order and a file that is not a PyTorch state dict (a server submission zip) is
+discarded. A ``FILE`` already in place is verified instead of downloaded.
 
 A manifest is a JSON list of entries (or ``{"entries": [...]}``), each
 ``{"name", "url", "dest", "sha256"?, "size"?, "description"?}`` with ``dest`` relative to the root.
@@ -35,7 +43,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
@@ -43,6 +51,9 @@ from tqdm import tqdm
 from benchmark import __version__, _gdrive
 from benchmark._io import read_json
 from benchmark.errors import InputError, Problem, UsageError
+
+if TYPE_CHECKING:
+    from benchmark.variant_cfg import VariantCfg
 
 __all__ = [
     "ChecksumError",
@@ -52,6 +63,7 @@ __all__ = [
     "ManifestFetchError",
     "configure",
     "download",
+    "fetch_checkpoint",
     "fetch_manifest",
     "load_manifest",
     "make_session",
@@ -722,6 +734,91 @@ def fetch_manifest(
 
 
 # --------------------------------------------------------------------------------------------------
+# Official checkpoints of a variant
+
+
+def checkpoint_problem(path: Path) -> str | None:
+    """Why ``path`` is not a PyTorch checkpoint (``None``: it holds a state dict of tensors)."""
+    from benchmark.checkpoint import read_checkpoint
+
+    try:
+        read_checkpoint(path)
+    except InputError as exc:
+        return str(exc).splitlines()[0][:300]
+    return None
+
+
+def fetch_checkpoint(
+    cfg: VariantCfg,
+    dest: str | Path,
+    *,
+    sha256: str | None = None,
+    check: Any = checkpoint_problem,
+    **options: Any,
+) -> FetchResult:
+    """Fetch ``cfg``'s official checkpoint to ``dest`` (or verify the file already there).
+
+    The variant's ``checkpoint_urls`` are tried in order; a download that is not a checkpoint
+    (``check`` returns why) is deleted and the next URL is tried. The sha256 is ``sha256`` or the
+    registry's; when neither is known the file is accepted on ``check`` alone and its digest is
+    logged so it can be recorded (``visrepro checkpoints verify``).
+
+    Args:
+        cfg: The variant (:func:`benchmark.registry.get_variant_cfg`).
+        dest: The checkpoint file to write.
+        sha256: Expected digest, overriding the registry's.
+        check: ``check(path) -> str | None``: why the file is not usable, or ``None``.
+        **options: Passed to :func:`download`.
+
+    Raises:
+        InputError: The variant has no known checkpoint URL, or a bad sha256.
+        FetchError: No URL gave a usable file (every URL's failure is listed).
+    """
+    dest = Path(dest)
+    expected = _normalise_sha256(sha256 or cfg.checkpoint_sha256)
+    if not cfg.checkpoint_urls and dest.is_file():
+        found = _existing(dest, str(dest), expected, None)
+        problem = check(dest) if found is not None else f"sha256 is not {expected}"
+        if found is None or problem is not None:
+            raise InputError(f"not the checkpoint of {cfg.name}: {problem}", file=dest)
+        return dataclasses.replace(found, name=cfg.name)
+    if not cfg.checkpoint_urls:
+        raise InputError(
+            f"no official checkpoint URL is known for {cfg.name}; put its checkpoint at {dest} by hand "
+            "(the fetch stage then verifies it)",
+            entry=cfg.name,
+        )
+    options.setdefault("session", make_session())
+    failures: list[str] = []
+    for url in cfg.checkpoint_urls:
+        try:
+            result = download(url, dest, sha256=expected, name=cfg.name, **options)
+        except ChecksumError as exc:
+            failures.append(f"{url}: {exc.reason}")
+            continue
+        except FetchError as exc:
+            failures.append(f"{url}: {exc.reason}")
+            continue
+        problem = check(dest)
+        if problem is None:
+            if expected is None:
+                log.warning(
+                    "%s: no sha256 is recorded for this checkpoint; %s has sha256 %s. Record it with "
+                    "'visrepro checkpoints verify --variant %s --checkpoint %s'",
+                    cfg.name, dest, result.sha256, cfg.name, dest,
+                )  # fmt: skip
+            return dataclasses.replace(result, url=url)
+        log.warning(
+            "%s: %s is not a checkpoint (%s); deleted it, trying the next link", cfg.name, url, problem
+        )
+        dest.unlink(missing_ok=True)
+        failures.append(f"{url}: not a checkpoint ({problem})")
+    raise FetchError(
+        f"no link of {cfg.name} gave its checkpoint:\n" + "\n".join(f"  {f}" for f in failures), dest=dest
+    )
+
+
+# --------------------------------------------------------------------------------------------------
 # CLI
 
 
@@ -732,6 +829,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sha256", help="expected sha256 (with URL)")
     parser.add_argument("--size", type=int, help="expected size in bytes (with URL)")
     parser.add_argument("--manifest", type=Path, help="JSON manifest of files to fetch")
+    parser.add_argument(
+        "--variant",
+        help="fetch this variant's official checkpoint (URLs and sha256 from the registry; "
+        "--out defaults to checkpoints/<variant>.pth)",
+    )
     parser.add_argument(
         "--root", type=Path, default=Path("."), help="root for manifest dest paths (default: .)"
     )
@@ -758,10 +860,20 @@ def run(args: argparse.Namespace) -> int:
         "retries": args.retries,
         "timeout": args.timeout,
     }
-    if (args.url is None) == (args.manifest is None):
-        raise UsageError("give either a URL (with --out) or --manifest")
+    variant = getattr(args, "variant", None)
+    if sum(x is not None for x in (args.url, args.manifest, variant)) != 1:
+        raise UsageError("give one of: a URL (with --out), --manifest, --variant")
     try:
-        if args.manifest is not None:
+        if variant is not None:
+            from benchmark.registry import get_variant_cfg
+
+            if args.size is not None:
+                raise UsageError("--size goes with a URL, not with --variant")
+            if args.sha256 is not None and not _HEX64.match(args.sha256):
+                raise InputError(f"must be 64 hexadecimal digits, got {args.sha256!r}", entry="--sha256")
+            out = args.out if args.out is not None else Path("checkpoints") / f"{variant}.pth"
+            results = [fetch_checkpoint(get_variant_cfg(variant), out, sha256=args.sha256, **options)]
+        elif args.manifest is not None:
             if args.out is not None or args.sha256 is not None or args.size is not None:
                 raise UsageError("--out, --sha256 and --size go with a URL, not with --manifest")
             entries = load_manifest(args.manifest)

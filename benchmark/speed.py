@@ -23,12 +23,17 @@ chosen. A clip's time is divided among the frames it emits (each video frame cou
 FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one forward (one clip);
 published FPS figures of the variant are copied into the result with their (often unknown) GPU,
 since an FPS is only comparable on the same class of device.
+
+A calibration workload (:func:`calibration_ms`: a fixed small CNN on the same thread setting) is
+timed before and after the measurement, so a slow-down can be told apart from a busy machine:
+``latency_ms_median / calibration_ms`` is what ``visrepro regress`` compares with its baseline.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import logging
 import platform
@@ -47,7 +52,7 @@ from benchmark.adapter import STAGES, MethodAdapter
 from benchmark.errors import UsageError
 from benchmark.predict import VideoJob
 
-__all__ = ["PROTOCOL_STAGES", "FpsResult", "configure", "measure_fps", "run"]
+__all__ = ["PROTOCOL_STAGES", "FpsResult", "calibration_ms", "configure", "measure_fps", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,10 @@ class FpsResult:
             (``cuda_version`` is torch's build CUDA, also reported on CPU runs).
         published_fps: The variant's published figures (protocol, device, source) for comparison.
         timestamp: UTC time of the measurement.
+        checkpoint: The weights file as given (``None``: built-in or random weights).
+        adapter_args: The builder options (``--adapter-arg``), as ``KEY=VALUE`` strings.
+        calibration_ms: Median ms of :func:`calibration_ms` (mean of before and after the
+            measurement; ``None`` when not measured); the speed gate's denominator.
     """
 
     variant: str
@@ -118,6 +127,9 @@ class FpsResult:
     checkpoint_sha256: str | None
     published_fps: list[dict[str, Any]] = field(default_factory=list)
     timestamp: str = ""
+    checkpoint: str | None = None
+    adapter_args: list[str] = field(default_factory=list)
+    calibration_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,6 +171,42 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
+def calibration_ms(reps: int = 15) -> float:
+    """Median ms of a fixed convolutional workload on the current torch thread setting."""
+    from torch import nn
+
+    gen = torch.Generator().manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+        nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 16, 1),
+    )  # fmt: skip
+    for p in net.parameters():
+        p.data = torch.randn(p.shape, generator=gen) * 0.05
+    x = torch.randn(1, 3, 96, 160, generator=gen)
+    times = []
+    with torch.inference_mode():
+        for i in range(reps + 3):
+            t0 = time.perf_counter()
+            net(x)
+            if i >= 3:
+                times.append(time.perf_counter() - t0)
+    times.sort()
+    return 1e3 * times[len(times) // 2]
+
+
+def _input_shape(inputs: Any) -> list[int] | None:
+    """Shape of the first tensor of an adapter's input (a tensor, a tuple/list or a dataclass of them)."""
+    if isinstance(inputs, torch.Tensor):
+        return list(inputs.shape)
+    if dataclasses.is_dataclass(inputs) and not isinstance(inputs, type):
+        inputs = [getattr(inputs, f.name) for f in dataclasses.fields(inputs)]
+    if isinstance(inputs, (tuple, list)):
+        for item in inputs:
+            if isinstance(item, torch.Tensor):
+                return list(item.shape)
+    return None
+
+
 def _count_flops(adapter: MethodAdapter, job: VideoJob) -> tuple[float | None, list[int] | None, int]:
     """FLOPs of one forward on the first clip of ``job``, the input's shape, and the clip's emitted frames."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -169,7 +217,7 @@ def _count_flops(adapter: MethodAdapter, job: VideoJob) -> tuple[float | None, l
     adapter.reset(video)
     with torch.inference_mode():
         inputs = adapter.preprocess(frames, clip, video)
-        shape = list(inputs.shape) if isinstance(inputs, torch.Tensor) else None
+        shape = _input_shape(inputs)
         if adapter.model is None:
             return None, shape, len(clip.emit)
         counter = FlopCounterMode(display=False)
@@ -186,8 +234,14 @@ def measure_fps(
     warmup: int = 10,
     frames: int = 100,
     dataset: str = "",
+    calibrate: bool = False,
+    checkpoint: str | None = None,
+    adapter_args: Sequence[str] = (),
 ) -> FpsResult:
     """Run ``adapter`` over ``jobs`` (in order, stopping after ``warmup + frames`` frames) and time it.
+
+    With ``calibrate``, :func:`calibration_ms` is timed before and after (their mean is recorded).
+    ``checkpoint`` and ``adapter_args`` are recorded as given (so the measurement can be repeated).
 
     Raises:
         UsageError: Unknown protocol, or no frames left to measure after the warm-up.
@@ -196,6 +250,7 @@ def measure_fps(
         raise UsageError(f"unknown protocol {protocol!r}; one of {', '.join(PROTOCOL_STAGES)}")
     clock = _Clock(adapter.device)
     cuda = adapter.device.type == "cuda"
+    calib = calibration_ms() if calibrate else None
     records: list[tuple[int, dict[str, float]]] = []
     seen, videos = 0, 0
     for job in jobs:
@@ -214,6 +269,8 @@ def measure_fps(
                 break
     if not records:
         raise UsageError(f"no frames measured: the input has {seen} frame(s), --warmup is {warmup}")
+    if calib is not None:
+        calib = (calib + calibration_ms()) / 2  # before and after: load drift hits both
     stages = PROTOCOL_STAGES[protocol]
     n_frames = sum(n for n, _ in records)
     per_frame = np.array([sum(r.get(s, 0.0) for s in stages) / n for n, r in records for _ in range(n)]) * 1e3
@@ -256,6 +313,9 @@ def measure_fps(
         checkpoint_sha256=adapter.checkpoint_sha256,
         published_fps=[f.to_dict() for f in cfg.fps],
         timestamp=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        checkpoint=checkpoint,
+        adapter_args=list(adapter_args),
+        calibration_ms=calib,
     )
 
 
@@ -297,8 +357,10 @@ def run(args: argparse.Namespace) -> int:
     adapter.set_runtime(precision=args.precision, channels_last=args.channels_last, compile=args.compile)
     label = str(args.dataset if args.dataset is not None else args.video)
     res = measure_fps(
-        adapter, jobs, protocol=args.protocol, warmup=args.warmup, frames=args.frames, dataset=label
-    )
+        adapter, jobs, protocol=args.protocol, warmup=args.warmup, frames=args.frames, dataset=label,
+        calibrate=True, checkpoint=None if args.checkpoint is None else str(args.checkpoint),
+        adapter_args=args.adapter_arg,
+    )  # fmt: skip
     atomic_write_json(args.out, res.to_dict(), indent=2)
     log.info(
         "%s %s on %s (%s): %.1f FPS, median %.2f ms/frame, p90 %.2f, p99 %.2f (%d frames) -> %s",

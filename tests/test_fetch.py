@@ -579,3 +579,103 @@ def test_progress_bar_on_a_terminal(server: Server, tmp_path: Path, monkeypatch:
     get(server.url("/f"), tmp_path / "model.pth", progress=True, name="crossvis")
     shown = term.getvalue()
     assert "crossvis" in shown and "/300k" in shown  # total from Content-Length
+
+
+# --------------------------------------------------------------------------------------------------
+# A variant's official checkpoint (visrepro fetch --variant): the registry's links, tried in order
+
+R50 = "crossvis_r50.ytvis2019"  # two Drive links in the registry, no sha256 known
+R50_IDS = ("1qDFf-Fk2R67iyzwR1_WbZ3IfwYgAR5vu", "1zuBu4XpPlbCjh9jM00jPb5phk5jdl4la")
+
+
+def _state_dict_bytes() -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"model": {"backbone.w": torch.arange(6.0).view(2, 3)}}, buf)
+    return buf.getvalue()
+
+
+def _serve_ids(drive: Server, files: dict[str, bytes]) -> None:
+    def uc(h: Handler, s: Seen) -> None:
+        body = files.get(s.query["id"][0])
+        if body is None:
+            h.reply(404, b"no such file", "text/plain")
+        else:
+            h.serve(body, s)
+
+    drive.routes["/gd/uc"] = uc
+
+
+def test_variant_checkpoint_skips_a_link_that_is_not_a_checkpoint(
+    drive: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = _state_dict_bytes()
+    _serve_ids(drive, {R50_IDS[0]: b"PK\x05\x06" + bytes(18), R50_IDS[1]: ckpt})  # a zip, then the model
+    out = tmp_path / "checkpoints" / f"{R50}.pth"
+    assert visrepro(monkeypatch, "--variant", R50, "--out", str(out)) == 0
+    digest = hashlib.sha256(ckpt).hexdigest()
+    assert out.read_bytes() == ckpt and capsys.readouterr().out == f"{digest}  {out}\n"
+    assert [s.query["id"] for s in drive.hits("/gd/uc")] == [[R50_IDS[0]], [R50_IDS[1]]]
+    assert leftovers(out) == [out.name]
+    # present and a checkpoint: verified, not downloaded again
+    assert visrepro(monkeypatch, "--variant", R50, "--out", str(out)) == 0
+    assert len(drive.seen) == 2
+    # a recorded sha256 that the present file lacks: downloaded again, and refused by both links
+    assert visrepro(monkeypatch, "--variant", R50, "--out", str(out), "--sha256", "0" * 64) == 1
+    err = capsys.readouterr().err
+    assert f"no link of {R50} gave its checkpoint" in err and err.count("sha256 mismatch") == 2
+    assert out.read_bytes() == ckpt  # the file that was there is left as it was
+
+
+def test_variant_checkpoint_fails_when_no_link_gives_one(
+    drive: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _serve_ids(drive, {R50_IDS[0]: b"not a checkpoint"})
+    out = tmp_path / "r50.pth"
+    assert visrepro(monkeypatch, "--variant", R50, "--out", str(out)) == 1
+    err = capsys.readouterr().err
+    assert "not a checkpoint" in err and "HTTP 404" in err and R50_IDS[1] in err
+    assert leftovers(out) == []
+
+
+def test_variant_checkpoint_default_out_and_sha256(
+    drive: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ckpt = _state_dict_bytes()
+    _serve_ids(drive, {R50_IDS[0]: ckpt})
+    monkeypatch.chdir(tmp_path)
+    digest = hashlib.sha256(ckpt).hexdigest()
+    assert visrepro(monkeypatch, "--variant", R50, "--sha256", digest) == 0
+    assert (tmp_path / "checkpoints" / f"{R50}.pth").read_bytes() == ckpt
+
+
+def test_variant_without_a_link_verifies_a_file_placed_by_hand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = "cico_condinst_r101.ovis"  # the README gives no link for it
+    out = tmp_path / f"{name}.pth"
+    assert visrepro(monkeypatch, "--variant", name, "--out", str(out)) == 2
+    assert f"no official checkpoint URL is known for {name}" in capsys.readouterr().err
+    out.write_bytes(b"garbage")
+    assert visrepro(monkeypatch, "--variant", name, "--out", str(out)) == 2
+    assert "not the checkpoint of" in capsys.readouterr().err
+    out.write_bytes(_state_dict_bytes())
+    assert visrepro(monkeypatch, "--variant", name, "--out", str(out)) == 0
+    wrong = "0" * 64
+    assert visrepro(monkeypatch, "--variant", name, "--out", str(out), "--sha256", wrong) == 2
+    assert f"sha256 is not {wrong}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--variant", "no_such.variant"],
+        ["--variant", R50, "--size", "3"],
+        ["--variant", R50, "--sha256", "nothex"],
+        ["http://127.0.0.1:1/f", "--variant", R50],
+        ["--manifest", "m.json", "--variant", R50],
+    ],
+)
+def test_variant_bad_arguments_exit_2(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
+    assert visrepro(monkeypatch, *argv) == 2

@@ -61,16 +61,47 @@ def test_accuracy_gate(tmp_path: Path, cli: Any) -> None:
     assert {f.what: f.level for f in findings} == {"run": "ok", "gone": "fail"}
 
 
-def test_speed_gate_catches_a_slowed_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def toy_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A small ToyVIS where the catalog looks for it (``toyvis_valid`` is what the pipeline times)."""
+    from benchmark.data.toyvis import generate_toyvis
+
+    root = tmp_path / "toy"
+    generate_toyvis(
+        root, num_train_videos=1, num_valid_videos=2, frames=(30, 30), size=(48, 64), progress=False
+    )
+    monkeypatch.setenv("VISREPRO_TOYVIS_ROOT", str(root))
+    return root
+
+
+def _speed_stage(cli: Any, results: Path, run: str) -> dict[str, Any]:
+    """What the pipeline's speed stage does for one run."""
+    out = results / run / "speed.json"
+    rc, _, err = cli("speed", "--variant", "test_tiny.toy", "--dataset", "toyvis_valid", "--threads", "1",
+                     "--warmup", "5", "--frames", "40", "--out", out)  # fmt: skip
+    assert rc == 0, err
+    data: dict[str, Any] = json.loads(out.read_text())
+    return data
+
+
+def test_speed_gate_reads_the_pipeline_and_catches_a_slowed_model(
+    toy_root: Path, tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from methods import _testing
 
-    gt = make_tiny_dataset(tmp_path, videos=2, frames=30, size=(48, 64))
-    root = str(gt.parent / "JPEGImages")
-    entry = {"test_tiny.toy": {"dataset": str(gt), "frames_root": root, "ratio": 0.0}}
-    _, measured = check_speed(entry, limit=0.4, frames=40)
-    baseline = {"test_tiny.toy": {**entry["test_tiny.toy"], "ratio": measured["test_tiny.toy"]["ratio"]}}
-    findings, _ = check_speed(baseline, limit=10.0, frames=40)  # unchanged model: far inside a wide limit
-    assert findings[0].level == "ok"
+    results = tmp_path / "results"
+    first = _speed_stage(cli, results, "tiny")
+    ratio = first["latency_ms_median"] / first["calibration_ms"]
+    baseline = {"tiny": {"ratio": ratio}}
+    findings, m = check_speed(baseline, results, limit=10.0)  # the same file: far inside a wide limit
+    assert findings[0].level == "ok" and m["tiny"]["ratio"] == pytest.approx(ratio)
+    assert "measured again" not in findings[0].message
+
+    # a noisy pipeline measurement alone does not fail: the gate measures once more itself
+    noisy = dict(first, latency_ms_median=first["latency_ms_median"] * 1000)
+    (results / "tiny" / "speed.json").write_text(json.dumps(noisy))
+    findings, _ = check_speed(baseline, results, limit=10.0)
+    assert findings[0].level == "ok" and "measured again" in findings[0].message
 
     original: Callable[..., torch.Tensor] = _testing.TinyNet.forward
 
@@ -80,9 +111,40 @@ def test_speed_gate_catches_a_slowed_model(tmp_path: Path, monkeypatch: pytest.M
         return out
 
     monkeypatch.setattr(_testing.TinyNet, "forward", slowed)
-    findings, m = check_speed(baseline, limit=0.4, frames=40)
+    _speed_stage(cli, results, "tiny")
+    findings, m = check_speed(baseline, results, limit=0.4)
     assert findings[0].level == "fail", findings[0].message
-    assert m["test_tiny.toy"]["ratio"] > 1.4 * baseline["test_tiny.toy"]["ratio"]
+    assert "measured again" in findings[0].message and m["tiny"]["ratio"] > 1.4 * ratio
+    # a run the speed stage did not measure fails
+    findings, _ = check_speed({"gone": {"ratio": 1.0}}, results, limit=0.4)
+    assert findings[0].level == "fail" and "the speed stage did not run" in findings[0].message
+
+
+def test_update_then_gate_through_the_cli(toy_root: Path, tmp_path: Path, cli: Any) -> None:
+    results = tmp_path / "results"
+    gt = toy_root / "annotations" / "valid.json"
+    rc, _, err = cli("predict", "--variant", "oracle.gt", "--dataset", "toyvis_valid", "--no-progress",
+                     "--out", results / "oracle" / "predict" / "results.json")  # fmt: skip
+    assert rc == 0, err
+    rc, _, err = cli("evaluate", "--gt", gt, "--results", results / "oracle" / "predict" / "results.json",
+                     "--out", results / "oracle" / "metrics.json")  # fmt: skip
+    assert rc == 0, err
+    _speed_stage(cli, results, "tiny")
+    base = tmp_path / "baseline.json"
+    rc, out, err = cli("regress", "--baseline", base, "--results", results, "--update")
+    assert rc == 0, err
+    assert "1 run(s) of accuracy, 1 of speed" in out
+    written = json.loads(base.read_text())
+    assert set(written["accuracy"]) == {"oracle"} and written["accuracy"]["oracle"]["AP"] == 1.0
+    assert set(written["speed"]) == {"tiny"} and written["speed"]["tiny"]["variant"] == "test_tiny.toy"
+    rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--speed-limit", "10")
+    assert rc == 0 and "OK   speed tiny" in out and "regression gate: PASS (0 failing of 2 checks)" in out
+    # a speed file of an older format is an input error naming the file
+    (results / "tiny" / "speed.json").write_text(json.dumps({"variant": "test_tiny.toy"}))
+    rc, _, err = cli("regress", "--baseline", base, "--results", results)
+    assert rc == 2 and "speed.json" in err and "calibration_ms" in err
+    rc, _, err = cli("regress", "--baseline", base, "--results", tmp_path / "empty", "--update")
+    assert rc == 2 and "run 'dvc repro' first" in err
 
 
 def test_bad_baseline(tmp_path: Path, cli: Any) -> None:
@@ -90,3 +152,6 @@ def test_bad_baseline(tmp_path: Path, cli: Any) -> None:
     bad.write_text("[]")
     rc, _, err = cli("regress", "--baseline", bad, "--no-speed")
     assert rc == 2 and "needs an 'accuracy' object" in err
+    bad.write_text(json.dumps({"accuracy": {}, "speed": {"tiny": {"model_ms": 1.0}}}))
+    rc, _, err = cli("regress", "--baseline", bad)
+    assert rc == 2 and "speed.tiny" in err and "numeric 'ratio'" in err

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from benchmark.registry import get_variant_cfg, list_variants
-from benchmark.report.collect import collect_rows, load_runs, verify
+from benchmark.report.collect import collect_rows, e2e_fps, load_runs, verify
 
 
 def _metrics(ap: float) -> dict[str, Any]:
@@ -27,12 +27,22 @@ def _setup(tmp_path: Path) -> Path:
     params.write_text(
         "runs:\n"
         "  r50_sub: {variant: crossvis_r50.ytvis2019, dataset: ytvis2019_valid_sub}\n"
+        "reference_runs:\n"
         "  oracle: {variant: oracle.gt, dataset: toyvis_valid}\n"
     )
     for key, ap in (("r50_sub", 0.351), ("oracle", 1.0)):
         (tmp_path / "results" / key).mkdir(parents=True)
         (tmp_path / "results" / key / "metrics.json").write_text(json.dumps(_metrics(ap)))
+    (tmp_path / "results" / "r50_sub" / "speed.json").write_text(json.dumps(SPEED))
     return params
+
+
+#: The fields of a speed.json (``visrepro speed``) the report reads.
+SPEED = {
+    "fps": 40.0, "protocol": "model", "device": "cpu", "device_name": "Some CPU", "precision": "fp32",
+    "threads": 1, "input_shape": [1, 3, 384, 640],
+    "stage_ms": {"read": 5.0, "preprocess": 5.0, "forward": 25.0, "track": 5.0, "postprocess": 10.0},
+}  # fmt: skip
 
 
 def test_verify_deltas_and_tolerance() -> None:
@@ -55,6 +65,8 @@ def test_every_published_row_present_with_reason(tmp_path: Path) -> None:
     missing = [r for r in seed if r.run is None]
     assert all(r.reason for r in missing)
     assert [o.run for o in others] == ["oracle"] and others[0].kind == "oracle"
+    assert run.fps is not None and run.fps["fps"] == 40.0 and e2e_fps(run.fps) == pytest.approx(20.0)
+    assert e2e_fps({"stage_ms": {}}) is None and e2e_fps({}) is None
 
 
 def test_report_command_writes_offline_html(tmp_path: Path, cli: Any) -> None:
@@ -64,6 +76,7 @@ def test_report_command_writes_offline_html(tmp_path: Path, cli: Any) -> None:
     md = (tmp_path / "rep/README.md").read_text()
     assert "crossvis_r50.ytvis2019" in md and "35.5 / 35.1 (-0.4)" in md and "[33.1, 36.1]" in md
     assert md.count("| cico_") == 18
+    assert "| 40.0 (model; e2e 20.0; Some CPU, fp32, 1 thread(s)) |" in md
     page = (tmp_path / "rep/report.html").read_text()
     assert "<script" not in page
     assert not re.search(r"""(src|href)=["']https?://""", page), "the page must not load anything"
@@ -77,3 +90,24 @@ def test_bad_runs_file(tmp_path: Path, cli: Any) -> None:
     bad.write_text("runs:\n  x: {variant: oracle.gt}\n")
     rc, _, err = cli("report", "--runs", bad, "--results", tmp_path, "--out", tmp_path / "o")
     assert rc == 2 and "runs.x" in err and "needs 'variant' and 'dataset'" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("runs:\n  x: {variant: oracle.gt}\n", "runs.x: each run needs 'variant' and 'dataset'"),
+        ("reference_runs: [a]\n", "'reference_runs' must be a mapping"),
+        ("- a\n", "a params file is a mapping"),
+        ("runs: {\n", "not valid YAML"),
+        (
+            "runs:\n  x: {variant: oracle.gt, dataset: toyvis_valid}\n"
+            "reference_runs:\n  x: {variant: oracle.gt, dataset: toyvis_valid}\n",
+            "reference_runs.x: the same run key in two groups",
+        ),
+    ],
+)
+def test_bad_run_groups(tmp_path: Path, cli: Any, text: str, message: str) -> None:
+    bad = tmp_path / "p.yaml"
+    bad.write_text(text)
+    rc, _, err = cli("report", "--runs", bad, "--results", tmp_path, "--out", tmp_path / "o")
+    assert rc == 2 and message in err and str(bad) in err

@@ -126,7 +126,8 @@ SCHEMA: dict[str, tuple[type, ...]] = {
     "channels_last": (bool,), "compiled": (bool,), "threads": (int,), "torch_version": (str,),
     "cuda_version": (str, type(None)), "cudnn_version": (int, type(None)), "python_version": (str,),
     "platform": (str,), "dataset": (str,), "checkpoint_sha256": (str, type(None)),
-    "published_fps": (list,), "timestamp": (str,),
+    "published_fps": (list,), "timestamp": (str,), "checkpoint": (str, type(None)), "adapter_args": (list,),
+    "calibration_ms": OPT_NUM,
 }  # fmt: skip
 
 
@@ -157,9 +158,24 @@ def test_cli_speed_writes_a_valid_fps_json(
     assert data["input_shape"] == [3, 3, 24, 32] and data["params"] > 0
     # 3 frames of 24x32: stem 2*(8*12*16)*(3*9) + head 2*(2*12*16)*8 FLOPs per frame
     assert data["flops_per_forward"] == 3 * (2 * 8 * 12 * 16 * 27 + 2 * 2 * 12 * 16 * 8)
+    # the CLI times the calibration workload (the speed gate's denominator) and records how it ran
+    assert data["calibration_ms"] > 0 and data["checkpoint"] is None and data["adapter_args"] == []
     rc, _, err = cli("speed", "--variant", "test_tiny.toy", "--dataset", tiny_dataset, "--frames-root",
                      tiny_dataset.parent / "JPEGImages", "--warmup", "100", "--out", out)  # fmt: skip
     assert rc == 2 and "no frames measured" in err
+
+
+def test_input_shape_of_structured_inputs() -> None:
+    @dataclasses.dataclass
+    class FrameInput:
+        image: torch.Tensor
+        hw: tuple[int, int]
+
+    x = torch.zeros(1, 3, 8, 16)
+    assert speed._input_shape(x) == [1, 3, 8, 16]
+    assert speed._input_shape(FrameInput(x, (8, 16))) == [1, 3, 8, 16]
+    assert speed._input_shape(((8, 16), x)) == [1, 3, 8, 16]
+    assert speed._input_shape({"image": x}) is None
 
 
 def test_fps_json_for_a_crossvis_variant_carries_published_claims() -> None:

@@ -9,9 +9,13 @@ upstream READMEs and the official archives have it::
     datasets/ytvis_2021/{train,valid,test}/JPEGImages/<video>/<frame>.jpg
     datasets/ovis/annotations_{train,valid,test}.json           OVIS (official archive)
     datasets/ovis/{train,valid,test}/<video>/<frame>.jpg
-    datasets/toyvis/annotations/{train,valid}.json              ToyVIS (``visrepro toyvis``)
-    datasets/toyvis/{train,valid}/JPEGImages/<video>/<frame>.jpg
     datasets/splits/<family>/{train_sub,valid_sub}.json         local splits (``visrepro split``)
+
+ToyVIS is generated, not brought in, so it lives outside the data root (which holds only data a
+user brought in, recorded by ``datasets.dvc``): ``$VISREPRO_TOYVIS_ROOT`` or ``./generated/toyvis``::
+
+    generated/toyvis/annotations/{train,valid}.json             ToyVIS (``visrepro toyvis``)
+    generated/toyvis/{train,valid}/JPEGImages/<video>/<frame>.jpg
 
 The image root of a split is the first existing directory among its candidates (the 2019 archive
 unpacks to ``train/JPEGImages`` while CrossVIS's README shows ``train/<video>``); both are documented
@@ -32,9 +36,20 @@ from pathlib import Path
 from benchmark.data.ytvis import YTVISDataset
 from benchmark.errors import InputError
 
-__all__ = ["FAMILIES", "DatasetSpec", "configure", "data_root", "get_dataset", "list_datasets", "run"]
+__all__ = [
+    "FAMILIES",
+    "DatasetSpec",
+    "configure",
+    "data_root",
+    "get_dataset",
+    "list_datasets",
+    "run",
+    "toyvis_root",
+]
 
 DEFAULT_DATA_ROOT = "datasets"
+#: Where the generated ToyVIS lives (the DVC pipeline's ``toyvis`` stage writes it there).
+DEFAULT_TOYVIS_ROOT = "generated/toyvis"
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class Family:
     ann: dict[str, str]  # split -> annotation file, relative to the family dir
     images: dict[str, tuple[str, ...]]  # split -> image root candidates
     annotated: tuple[str, ...]  # splits whose file carries GT
+    generated: bool = False  # lives at toyvis_root(), not under the data root
 
 
 FAMILIES: dict[str, Family] = {
@@ -84,6 +100,7 @@ FAMILIES: dict[str, Family] = {
         {s: f"annotations/{s}.json" for s in ("train", "valid")},
         {s: (f"{s}/JPEGImages",) for s in ("train", "valid")},
         ("train", "valid"),
+        generated=True,
     ),
 }
 
@@ -91,6 +108,11 @@ FAMILIES: dict[str, Family] = {
 def data_root(root: str | Path | None = None) -> Path:
     """The data root: the argument, else ``$VISREPRO_DATA_ROOT``, else ``./datasets``."""
     return Path(root if root is not None else os.environ.get("VISREPRO_DATA_ROOT", DEFAULT_DATA_ROOT))
+
+
+def toyvis_root() -> Path:
+    """Where the generated ToyVIS is: ``$VISREPRO_TOYVIS_ROOT``, else ``./generated/toyvis``."""
+    return Path(os.environ.get("VISREPRO_TOYVIS_ROOT") or DEFAULT_TOYVIS_ROOT)
 
 
 @dataclass(frozen=True)
@@ -125,7 +147,12 @@ class DatasetSpec:
     def status(self) -> str:
         """``"present"`` or why not (``"annotation file missing: ..."``)."""
         if not self.ann_file.is_file():
-            hint = "run 'visrepro split'" if self.split.endswith("_sub") else "download it (see README)"
+            if self.family == "toyvis":
+                hint = f"generate it: 'dvc repro toyvis' or 'visrepro toyvis --out {self.ann_file.parent.parent}'"
+            elif self.split.endswith("_sub"):
+                hint = "run 'visrepro split'"
+            else:
+                hint = "download it (see README)"
             return f"annotation file missing: {self.ann_file} ({hint})"
         if self.image_root is None:
             return "frames missing: none of " + ", ".join(str(c) for c in self.image_candidates)
@@ -145,7 +172,7 @@ def get_dataset(name: str, root: str | Path | None = None) -> DatasetSpec:
         if not name.startswith(fam.name + "_"):
             continue
         split = name[len(fam.name) + 1 :]
-        base = data_root(root) / fam.subdir
+        base = toyvis_root() if fam.generated else data_root(root) / fam.subdir
         if split in fam.ann:
             return DatasetSpec(
                 name,
@@ -173,7 +200,7 @@ def list_datasets() -> list[str]:
     names = []
     for fam in FAMILIES.values():
         names += [f"{fam.name}_{s}" for s in fam.ann]
-        if fam.name != "toyvis":
+        if not fam.generated:
             names += [f"{fam.name}_train_sub", f"{fam.name}_valid_sub"]
     return names
 

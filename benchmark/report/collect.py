@@ -2,9 +2,9 @@
 
 Inputs, all plain files so the report can be rebuilt without re-running anything:
 
-* the runs file (``params.yaml``'s ``runs:`` mapping, passed explicitly with ``--runs``):
-  ``{run key: {variant, dataset, ...}}``;
-* ``<results>/<run key>/metrics.json`` (``visrepro evaluate``) and ``fps.json`` (``visrepro speed``);
+* the runs file (``params.yaml``'s ``runs:`` and ``reference_runs:`` mappings, passed explicitly
+  with ``--runs``): ``{run key: {variant, dataset, ...}}``;
+* ``<results>/<run key>/metrics.json`` (``visrepro evaluate``) and ``speed.json`` (``visrepro speed``);
 * the variant registry (published numbers, with sources).
 
 Every primary published row of every method variant becomes a row of the report, reproduced or
@@ -26,7 +26,17 @@ from benchmark.data.catalog import get_dataset
 from benchmark.errors import InputError
 from benchmark.registry import get_variant_cfg, list_variants, status_of
 
-__all__ = ["REPORT_METRICS", "Row", "Verdict", "collect_rows", "load_runs", "split_label", "verify"]
+__all__ = [
+    "REPORT_METRICS",
+    "RUN_GROUPS",
+    "Row",
+    "Verdict",
+    "collect_rows",
+    "e2e_fps",
+    "load_runs",
+    "split_label",
+    "verify",
+]
 
 #: Metrics the report compares (YouTube-VIS names; values in percent).
 REPORT_METRICS = ("AP", "AP50", "AP75", "AR1", "AR10")
@@ -78,7 +88,7 @@ class Row:
         verdicts: Per metric.
         reason: Why there is no reproduced number (``None`` when there is one).
         ci: Bootstrap 95% interval of AP (percent), when computed.
-        fps: Measured FPS, its protocol and device, when measured.
+        fps: The run's ``speed.json`` (FPS, protocol, device, per-stage times), when measured.
         published_fps: Published FPS with protocol and device.
         source: Where the published numbers were read.
         per_category: Per-category AP of the run (percent), for plots.
@@ -98,8 +108,17 @@ class Row:
     kind: str = "method"
 
 
+#: The mappings of a params file that hold runs (each a ``{run key: {variant, dataset, ...}}``).
+RUN_GROUPS = ("runs", "reference_runs")
+
+
 def load_runs(path: str | Path) -> dict[str, dict[str, Any]]:
-    """The ``runs:`` mapping of a params file (``{}`` when it has none)."""
+    """Every run of a params file: its ``runs:`` and ``reference_runs:`` (``{}`` when it has none).
+
+    Raises:
+        InputError: Unreadable file, a group that is not a mapping, a run without ``variant`` or
+            ``dataset``, or one key in two groups (they share ``results/<key>``).
+    """
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -107,12 +126,23 @@ def load_runs(path: str | Path) -> dict[str, dict[str, Any]]:
         raise InputError("runs file does not exist", file=path) from None
     except yaml.YAMLError as exc:
         raise InputError(f"not valid YAML: {exc}", file=path) from None
-    runs = (data or {}).get("runs") or {}
-    if not isinstance(runs, dict):
-        raise InputError("'runs' must be a mapping of run key -> {variant, dataset}", file=path)
-    for key, run in runs.items():
-        if not isinstance(run, dict) or not {"variant", "dataset"} <= set(run):
-            raise InputError("each run needs 'variant' and 'dataset'", file=path, entry=f"runs.{key}")
+    if data is not None and not isinstance(data, dict):
+        raise InputError("a params file is a mapping", file=path)
+    runs: dict[str, dict[str, Any]] = {}
+    for group in RUN_GROUPS:
+        found = (data or {}).get(group) or {}
+        if not isinstance(found, dict):
+            raise InputError(f"'{group}' must be a mapping of run key -> {{variant, dataset}}", file=path)
+        for key, run in found.items():
+            if not isinstance(run, dict) or not {"variant", "dataset"} <= set(run):
+                raise InputError("each run needs 'variant' and 'dataset'", file=path, entry=f"{group}.{key}")
+            if key in runs:
+                raise InputError(
+                    "the same run key in two groups (both would write results/<key>)",
+                    file=path,
+                    entry=f"{group}.{key}",
+                )
+            runs[key] = run
     return runs
 
 
@@ -131,6 +161,15 @@ def _pct(stats: Mapping[str, float]) -> dict[str, float]:
     return {
         k: 100.0 * v for k, v in stats.items() if isinstance(v, (int, float)) and v >= 0 and math.isfinite(v)
     }
+
+
+def e2e_fps(speed: Mapping[str, Any]) -> float | None:
+    """End-to-end FPS from a ``speed.json``'s per-stage times (all stages), whatever its protocol."""
+    stages = speed.get("stage_ms")
+    if not isinstance(stages, Mapping) or not stages:
+        return None
+    total = sum(float(v) for v in stages.values())
+    return 1e3 / total if total > 0 else None
 
 
 def _read_optional(path: Path) -> Any:
@@ -154,7 +193,7 @@ def _not_run_reason(variant: str, checkpoints: Path, data_root: Path | None, dat
 
 def _run_row(variant: str, key: str, run: Mapping[str, Any], results: Path, published: Any) -> Row:
     metrics = _read_optional(results / key / "metrics.json")
-    fps = _read_optional(results / key / "fps.json")
+    fps = _read_optional(results / key / "speed.json")
     reproduced = _pct(metrics["stats"]) if metrics else None
     tol = dict(published.tolerance) if published is not None else {}
     pub = dict(published.metrics) if published is not None else {}

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from benchmark import __version__
 from benchmark._io import atomic_open
-from benchmark.report.collect import REPORT_METRICS, Row, collect_rows, load_runs
+from benchmark.report.collect import REPORT_METRICS, Row, collect_rows, e2e_fps, load_runs
 from benchmark.report.plots import plot_all
 
 __all__ = ["configure", "render_html", "render_markdown", "run"]
@@ -44,7 +44,12 @@ def _cells(r: Row) -> list[str]:
     cells.append(r.published_fps or "-")
     if r.fps:
         dev = r.fps.get("device_name") or r.fps.get("device")
-        cells.append(f"{r.fps['fps']:.1f} ({r.fps.get('protocol')}, {dev}, {r.fps.get('precision')})")
+        e2e = e2e_fps(r.fps)
+        also = f"; e2e {e2e:.1f}" if e2e is not None and r.fps.get("protocol") != "e2e" else ""
+        cells.append(
+            f"{r.fps['fps']:.1f} ({r.fps.get('protocol')}{also}; {dev}, {r.fps.get('precision')}, "
+            f"{r.fps.get('threads')} thread(s))"
+        )
     else:
         cells.append("-")
     cells.append(r.reason or "reproduced")
@@ -122,8 +127,12 @@ def render_html(seed: Sequence[Row], others: Sequence[Row], plots: dict[str, Pat
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--runs", required=True, help="params file with the 'runs:' mapping (params.yaml)")
-    parser.add_argument("--results", default="results", help="directory of <run>/metrics.json, fps.json")
+    parser.add_argument(
+        "--runs",
+        required=True,
+        help="params file with the 'runs:' and 'reference_runs:' mappings (params.yaml)",
+    )
+    parser.add_argument("--results", default="results", help="directory of <run>/metrics.json, speed.json")
     parser.add_argument("--out", default="reports", help="output directory (README.md, report.html, plots/)")
     parser.add_argument("--checkpoints", default="checkpoints", help="where official checkpoints are kept")
     parser.add_argument("--data-root", help="data root of the catalog (default ./datasets)")
