@@ -87,18 +87,6 @@ def _fast_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(evaluate_mod.rle_kernels, "parse_results", lambda raw: None)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_cases_same_result_both_routes(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    gt, res = CASES / name / "gt.json", CASES / name / "results.json"
-    lenient = name.startswith("quirk_") or name.startswith("error_") or name == "hm_empty_results"
-    fast = evaluate(gt, res, lenient=lenient).to_dict()
-    _fast_off(monkeypatch)
-    slow = evaluate(gt, res, lenient=lenient).to_dict()
-    for d in (fast, slow):
-        d["meta"].pop("seconds")
-    assert fast == slow
-
-
 # ------------------------------------------------------------------------------------------------
 # random files: whitespace, key order, number spellings, null frames
 

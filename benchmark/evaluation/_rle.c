@@ -18,32 +18,49 @@
  *       pixel count (valid strings only, else 0); first/end: first foreground pixel and one past the
  *       last (0/0 when empty). Split over two threads, without the GIL.
  *
- *   A "strings" argument is a list of str/bytes, or a span tuple ``(data bytes, offsets int64 bytes,
- *   lengths int64 bytes)``: string k is ``data[offsets[k]:offsets[k] + lengths[k]]`` (what
- *   parse_results gives, so that the evaluator never makes a Python object per mask).
+ *   A "strings" argument is a list of str/bytes, or a span tuple ``(data, offsets int64 bytes,
+ *   lengths int64 bytes)``: string k is ``data[offsets[k]:offsets[k] + lengths[k]]`` of a JSON text
+ *   (bytes or any read-only buffer, e.g. a mapped file: what parse_results and parse_gt give, so
+ *   that the evaluator never makes a Python object per mask).
  *
  *   parse_results(data) -> None | tuple
- *       A fast reader of a results.json (raw bytes): a JSON array of objects with exactly the keys
- *       video_id, category_id (integers of at most 18 digits), score (any finite JSON number,
- *       converted by strtod, correctly rounded like Python's float()) and segmentations (a list of
- *       null or {"size": [h, w], "counts": "..."} with exactly those two keys, h and w integers of
- *       at most 9 digits), keys in any order, JSON whitespace anywhere. Strings are used in place:
- *       the only escape supported is "\\" (backslash is a valid RLE character, JSON writers escape
- *       it; the decoders skip the first of the pair in spans); any other escape is unsupported.
- *       Anything else (another key, a duplicate key, another value type, a number out of range,
- *       malformed JSON, trailing data) returns None: the caller then uses a general JSON parser.
- *       Returns (n_entries, video_id int64, category_id int64, score float64, n_frames int64,
+ *       A fast reader of a results.json (its bytes, or any buffer): a JSON array of objects with
+ *       exactly the keys video_id, category_id (integers of at most 18 digits), score (any finite
+ *       JSON number, converted by strtod, correctly rounded like Python's float()) and segmentations
+ *       (a list of null or {"size": [h, w], "counts": "..."} with exactly those two keys, h and w
+ *       integers of at most 9 digits), keys in any order, JSON whitespace anywhere. Strings are used
+ *       in place: the only escape supported is "\\" (backslash is a valid RLE character, JSON writers
+ *       escape it; the decoders skip the first of the pair in spans); any other escape is
+ *       unsupported. Anything else (another key, a duplicate key, another value type, a number out of
+ *       range, malformed JSON, trailing data) returns None: the caller then uses a general JSON
+ *       parser. Returns (n_entries, video_id int64, category_id int64, score float64, n_frames int64,
  *       n_masks, entry int64, frame int64, h int64, w int64, offset int64, length int64,
  *       codes int8, areas int64, first int64, end int64), all buffers as bytes; the masks are in
  *       file order and scanned like ``scan`` (totals h*w; a counts string with a character outside
  *       '0'..'o', e.g. a control or non-ASCII byte, gets code 2). Runs without the GIL (the scan on
  *       two threads).
  *
+ *   parse_gt(data) -> None | dict
+ *       The same for a YouTube-VIS / OVIS GT file: an object with "videos" (objects with integer
+ *       id, height, width, optional non-negative length, file_names: strings without escapes, none
+ *       empty, starting with '/' or containing ':' or '..', no two equal), "categories" (integer id,
+ *       string name) and optional "annotations" (null, or objects with integer id, video_id,
+ *       category_id, iscrowd 0 or 1, segmentations: null or compressed RLE dicts as above, areas:
+ *       null or non-negative numbers, optional bboxes: null or a list of null or [4 numbers],
+ *       optional occlusion: null or a list of null or an OVIS label); other keys, at any level, hold
+ *       any JSON value (skipped). Every string must be printable ASCII with escapes other than
+ *       \uXXXX, every number finite: strict JSON that every parser reads the same. Anything else
+ *       returns None. The checks that need the whole file (unique ids, known videos, list lengths,
+ *       mask sizes) are the caller's. Returns a dict of int64 buffers (per video, category,
+ *       annotation, per-frame area / occlusion entry and per mask; see ``benchmark.evaluation.rle``),
+ *       the masks scanned like ``scan``. Runs without the GIL.
+ *
  *   intersect(a_strings, b_strings, ia, ib, limit) -> int64[p]
- *       |A[ia[k]] & B[ib[k]]| for each pair k, by merging the run streams (O(runs) per pair), stopping
- *       at pixel limit[k] (pass min of the two ``end``s, or the total). Every string used must be
- *       valid (scan code 0) and both masks of a pair must have the same total. The pairs are split
- *       over two threads, without the GIL.
+ *       |A[ia[k]] & B[ib[k]]| for each pair k, stopping at pixel limit[k] (pass min of the two
+ *       ``end``s, or the total). B is decoded into foreground intervals once per run of consecutive
+ *       pairs with the same B string (sort the pairs by ib), A is streamed against them (O(runs)).
+ *       Every string used must be valid (scan code 0) and both masks of a pair must have the same
+ *       total. The pairs are split over two threads, without the GIL.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -131,9 +148,11 @@ static int get_chars(PyObject *o, const unsigned char **s, Py_ssize_t *n) {
     return 0;
 }
 
-/* A list of str/bytes, or a span tuple (data bytes, offsets int64 bytes, lengths int64 bytes). */
+/* A list of str/bytes, or a span tuple (data: bytes or another read-only buffer such as an mmap,
+ * offsets int64 bytes, lengths int64 bytes). Release with src_release. */
 typedef struct {
     PyObject *list;
+    Py_buffer view; /* the span data (view.obj NULL for a list) */
     const unsigned char *base;
     Py_ssize_t size;
     const int64_t *off, *len;
@@ -148,21 +167,27 @@ static int src_init(PyObject *o, Src *src, const char *what) {
         src->n = PyList_GET_SIZE(o);
         return 0;
     }
-    if (PyTuple_Check(o) && PyTuple_GET_SIZE(o) == 3 && PyBytes_Check(PyTuple_GET_ITEM(o, 0)) &&
-        PyBytes_Check(PyTuple_GET_ITEM(o, 1)) && PyBytes_Check(PyTuple_GET_ITEM(o, 2)) &&
+    if (PyTuple_Check(o) && PyTuple_GET_SIZE(o) == 3 && PyBytes_Check(PyTuple_GET_ITEM(o, 1)) &&
+        PyBytes_Check(PyTuple_GET_ITEM(o, 2)) &&
         PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, 1)) == PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, 2)) &&
-        PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, 1)) % 8 == 0) {
-        src->base = (const unsigned char *)PyBytes_AS_STRING(PyTuple_GET_ITEM(o, 0));
-        src->size = PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, 0));
+        PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, 1)) % 8 == 0 &&
+        PyObject_GetBuffer(PyTuple_GET_ITEM(o, 0), &src->view, PyBUF_SIMPLE) == 0) {
+        src->base = (const unsigned char *)src->view.buf;
+        src->size = src->view.len;
         src->off = (const int64_t *)PyBytes_AS_STRING(PyTuple_GET_ITEM(o, 1));
         src->len = (const int64_t *)PyBytes_AS_STRING(PyTuple_GET_ITEM(o, 2));
         src->n = PyBytes_GET_SIZE(PyTuple_GET_ITEM(o, 1)) / 8;
         src->esc = 1;
         return 0;
     }
-    PyErr_Format(PyExc_TypeError, "%s must be a list of str/bytes or a (data, offsets, lengths) tuple of bytes",
+    PyErr_Clear();
+    PyErr_Format(PyExc_TypeError, "%s must be a list of str/bytes or a (data, offsets, lengths) tuple of buffers",
                  what);
     return -1;
+}
+
+static void src_release(Src *src) {
+    if (src->view.obj) PyBuffer_Release(&src->view);
 }
 
 /* String k (0 <= k < n) of a source: 1 and its characters, or 0 when it is not a string. */
@@ -288,6 +313,7 @@ static PyObject *rle_scan(PyObject *self, PyObject *args) {
     Py_ssize_t n = src.n;
     if (tot.len != n * (Py_ssize_t)sizeof(int64_t)) {
         PyBuffer_Release(&tot);
+        src_release(&src);
         PyErr_SetString(PyExc_ValueError, "totals must be an int64 buffer with one value per string");
         return NULL;
     }
@@ -316,10 +342,12 @@ static PyObject *rle_scan(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     PyMem_RawFree(mem);
     PyBuffer_Release(&tot);
+    src_release(&src);
     return Py_BuildValue("(NNNN)", codes, areas, firsts, ends);
 fail:
     PyMem_RawFree(mem);
     PyBuffer_Release(&tot);
+    src_release(&src);
     Py_XDECREF(codes);
     Py_XDECREF(areas);
     Py_XDECREF(firsts);
@@ -448,6 +476,8 @@ static PyObject *rle_intersect(PyObject *self, PyObject *args) {
     Py_buffer ba, bb, bl;
     Src sa_src, sb_src;
     if (!PyArg_ParseTuple(args, "OOy*y*y*", &la, &lb, &ba, &bb, &bl)) return NULL;
+    memset(&sa_src, 0, sizeof(sa_src));
+    memset(&sb_src, 0, sizeof(sb_src));
     PyObject *out = NULL;
     void *mem = NULL;
     Py_ssize_t p = ba.len / 8;
@@ -490,6 +520,8 @@ static PyObject *rle_intersect(PyObject *self, PyObject *args) {
     }
 end:
     PyMem_RawFree(mem);
+    src_release(&sa_src);
+    src_release(&sb_src);
     PyBuffer_Release(&ba);
     PyBuffer_Release(&bb);
     PyBuffer_Release(&bl);
@@ -518,18 +550,23 @@ static int vec_push(Vec *v, const void *x) {
     return 0;
 }
 
+/* Where a reader is in a JSON text. */
 typedef struct {
     const unsigned char *base, *p, *end;
+} Cursor;
+
+typedef struct {
+    Cursor c;
     Vec vid, cat, score, nfr;                      /* per entry */
     Vec entry, frame, h, w, off, len;              /* per mask */
     int nomem;
 } Parser;
 
-static inline void skip_ws(Parser *q) {
+static inline void skip_ws(Cursor *q) {
     while (q->p < q->end && (*q->p == ' ' || *q->p == '\n' || *q->p == '\r' || *q->p == '\t')) q->p++;
 }
 
-static inline int expect(Parser *q, unsigned char c) {
+static inline int expect(Cursor *q, unsigned char c) {
     skip_ws(q);
     if (q->p >= q->end || *q->p != c) return -1;
     q->p++;
@@ -537,7 +574,7 @@ static inline int expect(Parser *q, unsigned char c) {
 }
 
 /* A string (raw, escapes left in): [*s, *s + *n) between the quotes. */
-static int parse_plain_string(Parser *q, const unsigned char **s, size_t *n) {
+static int parse_plain_string(Cursor *q, const unsigned char **s, size_t *n) {
     if (expect(q, '"') < 0) return -1;
     const unsigned char *e = memchr(q->p, '"', (size_t)(q->end - q->p));
     if (!e) return -1;
@@ -554,7 +591,7 @@ static int parse_plain_string(Parser *q, const unsigned char **s, size_t *n) {
 }
 
 /* A key: index in keys[] (each a plain printable-ASCII word), or -1. */
-static int parse_key(Parser *q, const char *const *keys, int nkeys) {
+static int parse_key(Cursor *q, const char *const *keys, int nkeys) {
     const unsigned char *s;
     size_t n;
     if (parse_plain_string(q, &s, &n) < 0) return -1;
@@ -563,8 +600,49 @@ static int parse_key(Parser *q, const char *const *keys, int nkeys) {
     return -1;
 }
 
+/* Lists and objects: list_begin reads "[" and says whether an item follows (1) or the list is empty
+ * (0); list_more reads "," (1: another item) or "]" (0). obj_more is list_more for objects. -1 on
+ * anything else. */
+static int list_begin(Cursor *q) {
+    if (expect(q, '[') < 0) return -1;
+    skip_ws(q);
+    if (q->p < q->end && *q->p == ']') {
+        q->p++;
+        return 0;
+    }
+    return 1;
+}
+
+static int close_or_more(Cursor *q, unsigned char close) {
+    skip_ws(q);
+    if (q->p < q->end && *q->p == ',') {
+        q->p++;
+        return 1;
+    }
+    return expect(q, close) < 0 ? -1 : 0;
+}
+
+static int list_more(Cursor *q) { return close_or_more(q, ']'); }
+static int obj_more(Cursor *q) { return close_or_more(q, '}'); }
+
+/* Reads a JSON null if one comes next (1), else reads nothing (0). */
+static int is_null(Cursor *q) {
+    skip_ws(q);
+    if (q->end - q->p >= 4 && memcmp(q->p, "null", 4) == 0) {
+        q->p += 4;
+        return 1;
+    }
+    return 0;
+}
+
+/* 0 when only whitespace is left, else -1. */
+static int at_end(Cursor *q) {
+    skip_ws(q);
+    return q->p == q->end ? 0 : -1;
+}
+
 /* A JSON integer (no fraction or exponent) of at most maxdig digits; negative only if allowed. */
-static int parse_int(Parser *q, int allow_neg, int maxdig, int64_t *out) {
+static int parse_int(Cursor *q, int allow_neg, int maxdig, int64_t *out) {
     skip_ws(q);
     const unsigned char *p = q->p;
     int neg = 0;
@@ -593,9 +671,9 @@ static int parse_int(Parser *q, int allow_neg, int maxdig, int64_t *out) {
 }
 
 /* Any JSON number, as a JSON parser gives it to Python: an integer (no fraction or exponent; at most
- * 18 digits) as float(int) (so "-0" is +0.0), anything else as strtod converts it (correctly rounded
- * like float(str)); finite, no over/underflow. */
-static int parse_double(Parser *q, double *out) {
+ * 18 digits; *is_int = 1, *iout its value) as float(int) (so "-0" is +0.0), anything else as strtod
+ * converts it (correctly rounded like float(str)); finite, no over/underflow. */
+static int parse_number(Cursor *q, double *out, int64_t *iout, int *is_int) {
     skip_ws(q);
     const unsigned char *p = q->p, *start = p;
     if (p < q->end && *p == '-') p++;
@@ -605,9 +683,9 @@ static int parse_double(Parser *q, double *out) {
     else
         while (p < q->end && *p >= '0' && *p <= '9') p++;
     if (p >= q->end || (*p != '.' && *p != 'e' && *p != 'E')) { /* an integer */
-        int64_t v;
-        if (parse_int(q, 1, 18, &v) < 0) return -1;
-        *out = (double)v; /* exact below 2**53; correctly rounded (to nearest even) above, like float() */
+        if (parse_int(q, 1, 18, iout) < 0) return -1;
+        *out = (double)*iout; /* exact below 2**53; correctly rounded (to nearest even) above, like float() */
+        *is_int = 1;
         return 0;
     }
     if (p < q->end && *p == '.') {
@@ -632,39 +710,48 @@ static int parse_double(Parser *q, double *out) {
     if (endp != buf + n || errno != 0 || !isfinite(x)) return -1;
     q->p = p;
     *out = x;
+    *is_int = 0;
     return 0;
+}
+
+static int parse_double(Cursor *q, double *out) {
+    int64_t i;
+    int is_int;
+    return parse_number(q, out, &i, &is_int);
 }
 
 static const char *const MASK_KEYS[] = {"size", "counts"};
 static const char *const ENTRY_KEYS[] = {"video_id", "category_id", "score", "segmentations"};
 
-static int parse_mask(Parser *q, int64_t entry, int64_t frame) {
+/* {"size": [h, w], "counts": "..."} with exactly these keys (h and w integers of at most 9 digits):
+ * the counts string as a span of the text (escapes left in). */
+static int parse_rle_dict(Cursor *q, int64_t *h, int64_t *w, int64_t *off, int64_t *len) {
     int seen = 0;
-    int64_t h = 0, w = 0, off = 0, len = 0;
     if (expect(q, '{') < 0) return -1;
     for (;;) {
         int k = parse_key(q, MASK_KEYS, 2);
         if (k < 0 || (seen & (1 << k))) return -1;
         seen |= 1 << k;
         if (k == 0) {
-            if (expect(q, '[') < 0 || parse_int(q, 0, 9, &h) < 0 || expect(q, ',') < 0 ||
-                parse_int(q, 0, 9, &w) < 0 || expect(q, ']') < 0)
+            if (expect(q, '[') < 0 || parse_int(q, 0, 9, h) < 0 || expect(q, ',') < 0 || parse_int(q, 0, 9, w) < 0 ||
+                expect(q, ']') < 0)
                 return -1;
         } else {
             const unsigned char *s;
             size_t n;
             if (parse_plain_string(q, &s, &n) < 0) return -1;
-            off = (int64_t)(s - q->base);
-            len = (int64_t)n;
+            *off = (int64_t)(s - q->base);
+            *len = (int64_t)n;
         }
-        skip_ws(q);
-        if (q->p < q->end && *q->p == ',') {
-            q->p++;
-            continue;
-        }
-        if (expect(q, '}') < 0 || seen != 3) return -1;
-        break;
+        int r = obj_more(q);
+        if (r < 0) return -1;
+        if (r == 0) return seen == 3 ? 0 : -1;
     }
+}
+
+static int parse_mask(Parser *q, int64_t entry, int64_t frame) {
+    int64_t h = 0, w = 0, off = 0, len = 0;
+    if (parse_rle_dict(&q->c, &h, &w, &off, &len) < 0) return -1;
     if (vec_push(&q->entry, &entry) || vec_push(&q->frame, &frame) || vec_push(&q->h, &h) ||
         vec_push(&q->w, &w) || vec_push(&q->off, &off) || vec_push(&q->len, &len)) {
         q->nomem = 1;
@@ -675,60 +762,36 @@ static int parse_mask(Parser *q, int64_t entry, int64_t frame) {
 
 static int parse_segmentations(Parser *q, int64_t entry, int64_t *nframes) {
     int64_t f = 0;
-    if (expect(q, '[') < 0) return -1;
-    skip_ws(q);
-    if (q->p < q->end && *q->p == ']') {
-        q->p++;
-        *nframes = 0;
-        return 0;
-    }
-    for (;;) {
-        skip_ws(q);
-        if (q->end - q->p >= 4 && memcmp(q->p, "null", 4) == 0) {
-            q->p += 4;
-        } else if (parse_mask(q, entry, f) < 0) {
-            return -1;
-        }
-        f++;
-        skip_ws(q);
-        if (q->p < q->end && *q->p == ',') {
-            q->p++;
-            continue;
-        }
-        if (expect(q, ']') < 0) return -1;
-        break;
-    }
+    int r = list_begin(&q->c);
+    for (; r > 0; r = list_more(&q->c), f++)
+        if (!is_null(&q->c) && parse_mask(q, entry, f) < 0) return -1;
     *nframes = f;
-    return 0;
+    return r;
 }
 
 static int parse_entry(Parser *q, int64_t entry) {
     int seen = 0;
     int64_t vid = 0, cat = 0, nfr = 0;
     double score = 0;
-    if (expect(q, '{') < 0) return -1;
+    Cursor *c = &q->c;
+    if (expect(c, '{') < 0) return -1;
     for (;;) {
-        int k = parse_key(q, ENTRY_KEYS, 4);
+        int k = parse_key(c, ENTRY_KEYS, 4);
         if (k < 0 || (seen & (1 << k))) return -1;
         seen |= 1 << k;
         int r;
         if (k == 0)
-            r = parse_int(q, 1, 18, &vid);
+            r = parse_int(c, 1, 18, &vid);
         else if (k == 1)
-            r = parse_int(q, 1, 18, &cat);
+            r = parse_int(c, 1, 18, &cat);
         else if (k == 2)
-            r = parse_double(q, &score);
+            r = parse_double(c, &score);
         else
             r = parse_segmentations(q, entry, &nfr);
-        if (r < 0) return -1;
-        skip_ws(q);
-        if (q->p < q->end && *q->p == ',') {
-            q->p++;
-            continue;
-        }
-        if (expect(q, '}') < 0 || seen != 15) return -1;
-        break;
+        if (r < 0 || (r = obj_more(c)) < 0) return -1;
+        if (r == 0) break;
     }
+    if (seen != 15) return -1;
     if (vec_push(&q->vid, &vid) || vec_push(&q->cat, &cat) || vec_push(&q->score, &score) ||
         vec_push(&q->nfr, &nfr)) {
         q->nomem = 1;
@@ -738,44 +801,62 @@ static int parse_entry(Parser *q, int64_t entry) {
 }
 
 static int parse_all(Parser *q) {
-    if (expect(q, '[') < 0) return -1;
-    skip_ws(q);
-    if (q->p < q->end && *q->p == ']') {
-        q->p++;
-    } else {
-        for (int64_t i = 0;; i++) {
-            if (parse_entry(q, i) < 0) return -1;
-            skip_ws(q);
-            if (q->p < q->end && *q->p == ',') {
-                q->p++;
-                continue;
-            }
-            if (expect(q, ']') < 0) return -1;
-            break;
-        }
+    int64_t i = 0;
+    int r = list_begin(&q->c);
+    for (; r > 0; r = list_more(&q->c), i++)
+        if (parse_entry(q, i) < 0) return -1;
+    return r < 0 ? -1 : at_end(&q->c);
+}
+
+/* The masks a reader found (spans [off[i], off[i] + len[i]) of base, sizes h[i] x w[i]) scanned like
+ * ``scan`` into out[0..3] = codes, areas, first, end (new bytes objects). 0, or -1 with an exception
+ * set (and out cleared). */
+static int scan_found(const unsigned char *base, const Vec *off_v, const Vec *len_v, const Vec *h_v, const Vec *w_v,
+                      PyObject *out[4]) {
+    Py_ssize_t m = (Py_ssize_t)off_v->n;
+    out[0] = PyBytes_FromStringAndSize(NULL, m);
+    for (int k = 1; k < 4; k++) out[k] = PyBytes_FromStringAndSize(NULL, m * 8);
+    void *mem = PyMem_RawMalloc((size_t)(m > 0 ? m : 1) * (sizeof(char *) + sizeof(Py_ssize_t) + sizeof(int64_t)));
+    if (!out[0] || !out[1] || !out[2] || !out[3] || !mem) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        for (int k = 0; k < 4; k++) Py_CLEAR(out[k]);
+        PyMem_RawFree(mem);
+        return -1;
     }
-    skip_ws(q);
-    return q->p == q->end ? 0 : -1;
+    const unsigned char **sp = (const unsigned char **)mem;
+    Py_ssize_t *lens = (Py_ssize_t *)(sp + m);
+    int64_t *totals = (int64_t *)(lens + m);
+    const int64_t *off = (const int64_t *)off_v->p, *len = (const int64_t *)len_v->p;
+    const int64_t *hh = (const int64_t *)h_v->p, *ww = (const int64_t *)w_v->p;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        sp[i] = base + off[i];
+        lens[i] = (Py_ssize_t)len[i];
+        totals[i] = hh[i] * ww[i]; /* < 1e18: both have at most 9 digits */
+    }
+    Py_BEGIN_ALLOW_THREADS
+    scan_split(sp, lens, 1, totals, (int8_t *)PyBytes_AS_STRING(out[0]), (int64_t *)PyBytes_AS_STRING(out[1]),
+               (int64_t *)PyBytes_AS_STRING(out[2]), (int64_t *)PyBytes_AS_STRING(out[3]), m);
+    Py_END_ALLOW_THREADS
+    PyMem_RawFree(mem);
+    return 0;
 }
 
 static PyObject *vec_bytes(Vec *v) { return PyBytes_FromStringAndSize(v->p ? v->p : "", (Py_ssize_t)(v->n * v->item)); }
 
 static PyObject *rle_parse_results(PyObject *self, PyObject *arg) {
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "parse_results takes bytes");
-        return NULL;
-    }
+    Py_buffer buf;
+    if (PyObject_GetBuffer(arg, &buf, PyBUF_SIMPLE) < 0) return NULL;
     Parser q;
     memset(&q, 0, sizeof(q));
-    q.base = q.p = (const unsigned char *)PyBytes_AS_STRING(arg);
-    q.end = q.base + PyBytes_GET_SIZE(arg);
+    q.c.base = q.c.p = (const unsigned char *)buf.buf;
+    q.c.end = q.c.base + buf.len;
     q.vid.item = q.cat.item = q.nfr.item = q.entry.item = q.frame.item = q.h.item = q.w.item = q.off.item =
         q.len.item = sizeof(int64_t);
     q.score.item = sizeof(double);
     Vec *all[] = {&q.vid, &q.cat, &q.score, &q.nfr, &q.entry, &q.frame, &q.h, &q.w, &q.off, &q.len};
     const int nall = (int)(sizeof(all) / sizeof(all[0]));
     int ok;
-    /* the bytes object is immutable and referenced by the caller: parse without the GIL */
+    /* the buffer is held (and the caller keeps the object alive): parse without the GIL */
     Py_BEGIN_ALLOW_THREADS
     ok = parse_all(&q) == 0;
     Py_END_ALLOW_THREADS
@@ -788,39 +869,436 @@ static PyObject *rle_parse_results(PyObject *self, PyObject *arg) {
         goto end;
     }
     Py_ssize_t m = (Py_ssize_t)q.entry.n;
-    PyObject *codes = PyBytes_FromStringAndSize(NULL, m), *areas = PyBytes_FromStringAndSize(NULL, m * 8),
-             *firsts = PyBytes_FromStringAndSize(NULL, m * 8), *ends = PyBytes_FromStringAndSize(NULL, m * 8);
-    void *mem = PyMem_RawMalloc((size_t)(m > 0 ? m : 1) * (sizeof(char *) + sizeof(Py_ssize_t) + sizeof(int64_t)));
-    if (!codes || !areas || !firsts || !ends || !mem) {
-        if (!PyErr_Occurred()) PyErr_NoMemory();
-        Py_XDECREF(codes);
-        Py_XDECREF(areas);
-        Py_XDECREF(firsts);
-        Py_XDECREF(ends);
-        PyMem_RawFree(mem);
-        goto end;
-    }
-    const unsigned char **sp = (const unsigned char **)mem;
-    Py_ssize_t *lens = (Py_ssize_t *)(sp + m);
-    int64_t *totals = (int64_t *)(lens + m);
-    const int64_t *off = (const int64_t *)q.off.p, *len = (const int64_t *)q.len.p;
-    const int64_t *hh = (const int64_t *)q.h.p, *ww = (const int64_t *)q.w.p;
-    for (Py_ssize_t i = 0; i < m; i++) {
-        sp[i] = q.base + off[i];
-        lens[i] = (Py_ssize_t)len[i];
-        totals[i] = hh[i] * ww[i]; /* < 1e18: both have at most 9 digits */
-    }
-    Py_BEGIN_ALLOW_THREADS
-    scan_split(sp, lens, 1, totals, (int8_t *)PyBytes_AS_STRING(codes), (int64_t *)PyBytes_AS_STRING(areas),
-               (int64_t *)PyBytes_AS_STRING(firsts), (int64_t *)PyBytes_AS_STRING(ends), m);
-    Py_END_ALLOW_THREADS
-    PyMem_RawFree(mem);
+    PyObject *sc[4];
+    if (scan_found(q.c.base, &q.off, &q.len, &q.h, &q.w, sc) < 0) goto end;
     res = Py_BuildValue("(nNNNNnNNNNNNNNNN)", (Py_ssize_t)q.vid.n, vec_bytes(&q.vid), vec_bytes(&q.cat),
                         vec_bytes(&q.score), vec_bytes(&q.nfr), m, vec_bytes(&q.entry), vec_bytes(&q.frame),
-                        vec_bytes(&q.h), vec_bytes(&q.w), vec_bytes(&q.off), vec_bytes(&q.len), codes, areas,
-                        firsts, ends);
+                        vec_bytes(&q.h), vec_bytes(&q.w), vec_bytes(&q.off), vec_bytes(&q.len), sc[0], sc[1],
+                        sc[2], sc[3]);
 end:
     for (int i = 0; i < nall; i++) free(all[i]->p);
+    PyBuffer_Release(&buf);
+    return res;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * parse_gt: a specialised reader of YouTube-VIS / OVIS GT files (see the header comment). Like
+ * parse_results, every function returns 0 (or a count) on success and -1 on anything it does not
+ * support; the caller then parses the file as JSON and validates it in Python. */
+
+/* A JSON string, strictly (what every JSON parser accepts and reads the same): printable ASCII,
+ * escapes other than \uXXXX. [*s, *s + *n) is the text between the quotes, *esc whether it has an
+ * escape. Anything else (control characters, non-ASCII bytes, \u escapes) is unsupported. */
+static int parse_strict_string(Cursor *q, const unsigned char **s, size_t *n, int *esc) {
+    if (expect(q, '"') < 0) return -1;
+    const unsigned char *p = q->p;
+    *esc = 0;
+    for (;; p++) {
+        if (p >= q->end || *p < 0x20 || *p >= 0x7f) return -1;
+        if (*p == '"') break;
+        if (*p == '\\') {
+            if (p + 1 >= q->end || !strchr("\"\\/bfnrt", p[1]) || p[1] == 0) return -1;
+            *esc = 1;
+            p++;
+        }
+    }
+    *s = q->p;
+    *n = (size_t)(p - q->p);
+    q->p = p + 1;
+    return 0;
+}
+
+/* A key of an object whose other keys are skipped: index in keys[], or nkeys for another key. */
+static int parse_any_key(Cursor *q, const char *const *keys, int nkeys) {
+    const unsigned char *s;
+    size_t n;
+    int esc;
+    if (parse_strict_string(q, &s, &n, &esc) < 0 || expect(q, ':') < 0) return -1;
+    if (!esc)
+        for (int k = 0; k < nkeys; k++)
+            if (strlen(keys[k]) == n && memcmp(keys[k], s, n) == 0) return k;
+    return nkeys;
+}
+
+/* Any JSON value, checked strictly (see parse_strict_string; numbers of the JSON grammar), skipped. */
+static int skip_value(Cursor *q, int depth) {
+    skip_ws(q);
+    if (q->p >= q->end || depth > 200) return -1;
+    const unsigned char *s;
+    size_t n;
+    int esc, r;
+    switch (*q->p) {
+    case '"':
+        return parse_strict_string(q, &s, &n, &esc);
+    case '[':
+        r = list_begin(q);
+        for (; r > 0; r = list_more(q))
+            if (skip_value(q, depth + 1) < 0) return -1;
+        return r;
+    case '{':
+        q->p++;
+        skip_ws(q);
+        if (q->p < q->end && *q->p == '}') {
+            q->p++;
+            return 0;
+        }
+        for (;;) {
+            if (parse_strict_string(q, &s, &n, &esc) < 0 || expect(q, ':') < 0 || skip_value(q, depth + 1) < 0)
+                return -1;
+            if ((r = obj_more(q)) <= 0) return r;
+        }
+    case 't':
+    case 'f':
+    case 'n': {
+        const char *word = *q->p == 't' ? "true" : *q->p == 'f' ? "false" : "null";
+        size_t len = strlen(word);
+        if ((size_t)(q->end - q->p) < len || memcmp(q->p, word, len) != 0) return -1;
+        q->p += len;
+        return 0;
+    }
+    default: {
+        double x;
+        int64_t i;
+        int is_int;
+        return parse_number(q, &x, &i, &is_int);
+    }
+    }
+}
+
+typedef struct {
+    Cursor c;
+    Vec v_id, v_h, v_w, v_len, v_nf;            /* per video (v_len -1: no "length") */
+    Vec c_id;                                   /* per category */
+    Vec a_id, a_vid, a_cat, a_crowd;            /* per annotation */
+    Vec a_nseg, a_narea, a_nbox, a_nocc;        /* list lengths (a_nbox, a_nocc -1: absent or null) */
+    Vec ar_val, ar_int, ar_kind;                /* per entry of "areas": value, int value, kind */
+    Vec occ;                                    /* per entry of "occlusion": -1 null, else label index */
+    Vec m_ann, m_frame, m_h, m_w, m_off, m_len; /* per mask */
+    Vec hashes;                                 /* scratch: one video's file name hashes */
+    int has_ann, nomem;
+} GTParser;
+
+static int push(GTParser *g, Vec *v, const void *x) {
+    if (vec_push(v, x)) {
+        g->nomem = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* file_names: a list of strings that the validator accepts without looking closer (no escape, not
+ * empty, no leading '/', no ':' and no '..' anywhere) and that differ (64-bit hashes differ). */
+static int parse_file_names(GTParser *g, int64_t *count) {
+    Cursor *q = &g->c;
+    g->hashes.n = 0;
+    int64_t k = 0;
+    int r = list_begin(q);
+    for (; r > 0; r = list_more(q), k++) {
+        const unsigned char *s;
+        size_t n;
+        int esc;
+        if (parse_strict_string(q, &s, &n, &esc) < 0 || esc || n == 0 || s[0] == '/' || memchr(s, ':', n))
+            return -1;
+        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+        for (size_t i = 0; i < n; i++) {
+            if (s[i] == '.' && i + 1 < n && s[i + 1] == '.') return -1;
+            h = (h ^ s[i]) * 1099511628211ULL;
+        }
+        if (push(g, &g->hashes, &h) < 0) return -1;
+    }
+    if (r < 0) return -1;
+    uint64_t *hs = (uint64_t *)g->hashes.p;
+    qsort(hs, g->hashes.n, sizeof(uint64_t), cmp_u64);
+    for (size_t i = 1; i < g->hashes.n; i++)
+        if (hs[i] == hs[i - 1]) return -1; /* a duplicate (or a hash collision): the validator decides */
+    *count = k;
+    return 0;
+}
+
+static const char *const VIDEO_KEYS[] = {"id", "height", "width", "length", "file_names"};
+
+static int parse_video(GTParser *g) {
+    Cursor *q = &g->c;
+    int seen = 0;
+    int64_t id = 0, h = 0, w = 0, len = -1, nf = 0;
+    if (expect(q, '{') < 0) return -1;
+    int r = 1;
+    for (; r > 0; r = obj_more(q)) {
+        int k = parse_any_key(q, VIDEO_KEYS, 5), ok;
+        if (k < 0 || (k < 5 && (seen & (1 << k)))) return -1;
+        if (k < 5) seen |= 1 << k;
+        if (k == 0)
+            ok = parse_int(q, 1, 18, &id);
+        else if (k == 1)
+            ok = parse_int(q, 0, 9, &h);
+        else if (k == 2)
+            ok = parse_int(q, 0, 9, &w);
+        else if (k == 3)
+            ok = parse_int(q, 0, 18, &len);
+        else if (k == 4)
+            ok = parse_file_names(g, &nf);
+        else
+            ok = skip_value(q, 1);
+        if (ok < 0) return -1;
+    }
+    if (r < 0) return -1;
+    if ((seen & 0x17) != 0x17) return -1; /* id, height, width and file_names are required */
+    return push(g, &g->v_id, &id) || push(g, &g->v_h, &h) || push(g, &g->v_w, &w) || push(g, &g->v_len, &len) ||
+                   push(g, &g->v_nf, &nf)
+               ? -1
+               : 0;
+}
+
+static const char *const CATEGORY_KEYS[] = {"id", "name"};
+
+static int parse_category(GTParser *g) {
+    Cursor *q = &g->c;
+    int seen = 0;
+    int64_t id = 0;
+    if (expect(q, '{') < 0) return -1;
+    int r = 1;
+    for (; r > 0; r = obj_more(q)) {
+        int k = parse_any_key(q, CATEGORY_KEYS, 2), ok;
+        if (k < 0 || (k < 2 && (seen & (1 << k)))) return -1;
+        if (k < 2) seen |= 1 << k;
+        const unsigned char *s;
+        size_t n;
+        int esc;
+        if (k == 0)
+            ok = parse_int(q, 1, 18, &id);
+        else if (k == 1)
+            ok = parse_strict_string(q, &s, &n, &esc);
+        else
+            ok = skip_value(q, 1);
+        if (ok < 0) return -1;
+    }
+    if (r < 0) return -1;
+    return seen == 3 ? push(g, &g->c_id, &id) : -1;
+}
+
+static const char *const OCCLUSION_LABELS[] = {"no_occlusion", "slight_occlusion", "severe_occlusion"};
+
+/* The per-frame lists of an annotation. Each returns its length (or -1 for an absent/null list where
+ * allowed) in *count. */
+static int parse_gt_segmentations(GTParser *g, int64_t ann, int64_t *count) {
+    Cursor *q = &g->c;
+    int64_t f = 0;
+    int r = list_begin(q);
+    for (; r > 0; r = list_more(q), f++) {
+        if (is_null(q)) continue;
+        int64_t h = 0, w = 0, off = 0, len = 0;
+        if (parse_rle_dict(q, &h, &w, &off, &len) < 0 || push(g, &g->m_ann, &ann) || push(g, &g->m_frame, &f) ||
+            push(g, &g->m_h, &h) || push(g, &g->m_w, &w) || push(g, &g->m_off, &off) || push(g, &g->m_len, &len))
+            return -1;
+    }
+    *count = f;
+    return r;
+}
+
+static int parse_areas(GTParser *g, int64_t *count) {
+    Cursor *q = &g->c;
+    int64_t f = 0;
+    int r = list_begin(q);
+    for (; r > 0; r = list_more(q), f++) {
+        double x = 0;
+        int64_t i = 0;
+        int is_int = 0;
+        int8_t kind = 0; /* 0 null, 1 integer, 2 float */
+        if (!is_null(q)) {
+            if (parse_number(q, &x, &i, &is_int) < 0 || !(x >= 0)) return -1; /* negative: the validator words it */
+            kind = is_int ? 1 : 2;
+        }
+        if (push(g, &g->ar_val, &x) || push(g, &g->ar_int, &i) || push(g, &g->ar_kind, &kind)) return -1;
+    }
+    *count = f;
+    return r;
+}
+
+static int parse_bboxes(GTParser *g, int64_t *count) {
+    Cursor *q = &g->c;
+    *count = -1;
+    if (is_null(q)) return 0;
+    int64_t f = 0;
+    int r = list_begin(q);
+    for (; r > 0; r = list_more(q), f++) {
+        if (is_null(q)) continue;
+        double x;
+        if (expect(q, '[') < 0) return -1;
+        for (int k = 0; k < 4; k++)
+            if ((k && expect(q, ',') < 0) || parse_double(q, &x) < 0) return -1;
+        if (expect(q, ']') < 0) return -1;
+    }
+    *count = f;
+    return r;
+}
+
+static int parse_occlusion(GTParser *g, int64_t *count) {
+    Cursor *q = &g->c;
+    *count = -1;
+    if (is_null(q)) return 0;
+    int64_t f = 0;
+    int r = list_begin(q);
+    for (; r > 0; r = list_more(q), f++) {
+        int8_t label = -1;
+        if (!is_null(q)) {
+            const unsigned char *s;
+            size_t n;
+            int esc;
+            if (parse_strict_string(q, &s, &n, &esc) < 0) return -1;
+            for (int k = 0; k < 3; k++)
+                if (strlen(OCCLUSION_LABELS[k]) == n && memcmp(OCCLUSION_LABELS[k], s, n) == 0) label = (int8_t)k;
+            if (label < 0) return -1;
+        }
+        if (push(g, &g->occ, &label)) return -1;
+    }
+    *count = f;
+    return r;
+}
+
+static const char *const ANN_KEYS[] = {"id",    "video_id", "category_id", "iscrowd", "segmentations",
+                                       "areas", "bboxes",   "occlusion"};
+
+static int parse_annotation(GTParser *g, int64_t ann) {
+    Cursor *q = &g->c;
+    int seen = 0;
+    int64_t id = 0, vid = 0, cat = 0, crowd = 0, nseg = 0, narea = 0, nbox = -1, nocc = -1;
+    if (expect(q, '{') < 0) return -1;
+    int r = 1;
+    for (; r > 0; r = obj_more(q)) {
+        int k = parse_any_key(q, ANN_KEYS, 8), ok;
+        if (k < 0 || (k < 8 && (seen & (1 << k)))) return -1;
+        if (k < 8) seen |= 1 << k;
+        switch (k) {
+        case 0:
+            ok = parse_int(q, 1, 18, &id);
+            break;
+        case 1:
+            ok = parse_int(q, 1, 18, &vid);
+            break;
+        case 2:
+            ok = parse_int(q, 1, 18, &cat);
+            break;
+        case 3:
+            ok = parse_int(q, 0, 1, &crowd) < 0 || crowd > 1 ? -1 : 0;
+            break;
+        case 4:
+            ok = parse_gt_segmentations(g, ann, &nseg);
+            break;
+        case 5:
+            ok = parse_areas(g, &narea);
+            break;
+        case 6:
+            ok = parse_bboxes(g, &nbox);
+            break;
+        case 7:
+            ok = parse_occlusion(g, &nocc);
+            break;
+        default:
+            ok = skip_value(q, 1);
+        }
+        if (ok < 0) return -1;
+    }
+    if (r < 0) return -1;
+    if ((seen & 0x3f) != 0x3f) return -1; /* all but bboxes and occlusion are required */
+    /* the per-frame values of a list that came twice would be pushed twice: rejected above */
+    return push(g, &g->a_id, &id) || push(g, &g->a_vid, &vid) || push(g, &g->a_cat, &cat) ||
+                   push(g, &g->a_crowd, &crowd) || push(g, &g->a_nseg, &nseg) || push(g, &g->a_narea, &narea) ||
+                   push(g, &g->a_nbox, &nbox) || push(g, &g->a_nocc, &nocc)
+               ? -1
+               : 0;
+}
+
+static const char *const GT_KEYS[] = {"videos", "categories", "annotations"};
+
+static int parse_gt_all(GTParser *g) {
+    Cursor *q = &g->c;
+    int seen = 0;
+    if (expect(q, '{') < 0) return -1;
+    int r = 1;
+    for (; r > 0; r = obj_more(q)) {
+        int k = parse_any_key(q, GT_KEYS, 3), ok = 0;
+        if (k < 0 || (k < 3 && (seen & (1 << k)))) return -1;
+        if (k < 3) seen |= 1 << k;
+        if (k == 0) {
+            for (ok = list_begin(q); ok > 0; ok = list_more(q))
+                if (parse_video(g) < 0) return -1;
+        } else if (k == 1) {
+            for (ok = list_begin(q); ok > 0; ok = list_more(q))
+                if (parse_category(g) < 0) return -1;
+        } else if (k == 2) {
+            int64_t i = 0;
+            g->has_ann = !is_null(q);
+            if (g->has_ann)
+                for (ok = list_begin(q); ok > 0; ok = list_more(q), i++)
+                    if (parse_annotation(g, i) < 0) return -1;
+        } else {
+            ok = skip_value(q, 1);
+        }
+        if (ok < 0) return -1;
+    }
+    if (r < 0) return -1;
+    return (seen & 3) == 3 ? at_end(q) : -1;
+}
+
+/* d[key] = v (a new reference, stolen); 1 on failure. */
+static int dict_put(PyObject *d, const char *key, PyObject *v) {
+    int bad = !v || PyDict_SetItemString(d, key, v) < 0;
+    Py_XDECREF(v);
+    return bad;
+}
+
+static PyObject *rle_parse_gt(PyObject *self, PyObject *arg) {
+    Py_buffer buf;
+    if (PyObject_GetBuffer(arg, &buf, PyBUF_SIMPLE) < 0) return NULL;
+    GTParser g;
+    memset(&g, 0, sizeof(g));
+    g.c.base = g.c.p = (const unsigned char *)buf.buf;
+    g.c.end = g.c.base + buf.len;
+    Vec *i64s[] = {&g.v_id,    &g.v_h,     &g.v_w,   &g.v_len, &g.v_nf,    &g.c_id,   &g.a_id,   &g.a_vid,
+                   &g.a_cat,   &g.a_crowd, &g.a_nseg, &g.a_narea, &g.a_nbox, &g.a_nocc, &g.ar_int, &g.m_ann,
+                   &g.m_frame, &g.m_h,     &g.m_w,   &g.m_off, &g.m_len,   &g.hashes};
+    const char *names[] = {"v_id",   "v_h",     "v_w",    "v_len",   "v_nf",   "c_id",   "a_id",   "a_vid",
+                           "a_cat",  "a_crowd", "a_nseg", "a_narea", "a_nbox", "a_nocc", "ar_int", "m_ann",
+                           "m_frame", "m_h",    "m_w",    "m_off",   "m_len"};
+    const int n64 = (int)(sizeof(i64s) / sizeof(i64s[0]));
+    for (int i = 0; i < n64; i++) i64s[i]->item = sizeof(int64_t);
+    g.ar_val.item = sizeof(double);
+    g.ar_kind.item = g.occ.item = 1;
+    int ok;
+    /* the caller keeps the (read-only) buffer alive: parse without the GIL */
+    Py_BEGIN_ALLOW_THREADS
+    ok = parse_gt_all(&g) == 0;
+    Py_END_ALLOW_THREADS
+    PyObject *res = NULL, *sc[4] = {NULL, NULL, NULL, NULL};
+    if (!ok) {
+        if (g.nomem)
+            PyErr_NoMemory();
+        else
+            res = Py_NewRef(Py_None);
+        goto end;
+    }
+    if (scan_found(g.c.base, &g.m_off, &g.m_len, &g.m_h, &g.m_w, sc) < 0) goto end;
+    res = PyDict_New();
+    if (!res) goto end;
+    int bad = 0;
+    for (int i = 0; i < n64 - 1; i++) bad |= dict_put(res, names[i], vec_bytes(i64s[i]));
+    bad |= dict_put(res, "ar_val", vec_bytes(&g.ar_val)) | dict_put(res, "ar_kind", vec_bytes(&g.ar_kind)) |
+           dict_put(res, "occ", vec_bytes(&g.occ)) | dict_put(res, "has_annotations", PyBool_FromLong(g.has_ann)) |
+           dict_put(res, "codes", Py_NewRef(sc[0])) | dict_put(res, "areas", Py_NewRef(sc[1])) |
+           dict_put(res, "first", Py_NewRef(sc[2])) | dict_put(res, "end", Py_NewRef(sc[3]));
+    if (bad) Py_CLEAR(res);
+end:
+    for (int k = 0; k < 4; k++) Py_XDECREF(sc[k]);
+    for (int i = 0; i < n64; i++) free(i64s[i]->p);
+    free(g.ar_val.p);
+    free(g.ar_kind.p);
+    free(g.occ.p);
+    PyBuffer_Release(&buf);
     return res;
 }
 
@@ -829,6 +1307,7 @@ static PyMethodDef methods[] = {
      "scan(strings, totals) -> (codes int8, areas int64, first int64, end int64) as bytes"},
     {"intersect", rle_intersect, METH_VARARGS, "intersect(a_strings, b_strings, ia, ib, limit) -> int64 bytes"},
     {"parse_results", rle_parse_results, METH_O, "parse_results(data: bytes) -> None | tuple (see the module source)"},
+    {"parse_gt", rle_parse_gt, METH_O, "parse_gt(data: buffer) -> None | dict (see the module source)"},
     {NULL, NULL, 0, NULL},
 };
 

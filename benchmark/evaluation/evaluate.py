@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import mmap
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from benchmark.data.ytvis import validate_annotation_dict
 from benchmark.errors import InputError
 from benchmark.evaluation import rle as rle_kernels
 from benchmark.evaluation import ytvis_eval as ye
-from benchmark.evaluation.loading import GTTable, PredTable, build_gt, build_preds
+from benchmark.evaluation.loading import GTTable, PredTable, build_gt, build_preds, gt_table_from_parsed
 
 __all__ = ["EvalResult", "evaluate"]
 
@@ -66,32 +67,49 @@ class EvalResult:
         return out
 
 
-def _sha256(raw: bytes) -> str:
+def _sha256(raw: rle_kernels.Text) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def _parse_json(raw: bytes, p: Path, what: str) -> Any:
+def _read(p: Path) -> rle_kernels.Text:
+    """The bytes of a file, mapped read-only where possible: no copy into fresh memory (whose page
+    faults cost more than the parse of a large results file). The evaluator only reads it, within
+    one call; the file must not be truncated meanwhile (reading a file that is being rewritten
+    gives garbage either way). Pipes, empty and special files are read."""
+    with open(p, "rb") as fh:
+        try:
+            flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+            return mmap.mmap(fh.fileno(), 0, flags=flags, prot=mmap.PROT_READ)
+        except (OSError, ValueError, AttributeError):  # not mappable (a pipe, empty, no mmap flags)
+            return fh.read()
+
+
+def _parse_json(raw: rle_kernels.Text, p: Path, what: str) -> Any:
     try:
         import orjson
 
-        return orjson.loads(raw)
+        return orjson.loads(memoryview(raw))
     except ImportError:  # pragma: no cover
         import json
 
-        return json.loads(raw)
+        return json.loads(bytes(raw))
     except Exception:
         return read_json_fast(p, what=what)  # raises the worded InputError
+
+
+def _read_or_raise(p: Path, what: str) -> rle_kernels.Text:
+    try:
+        return _read(p)
+    except OSError:
+        read_json_fast(p, what=what)  # raises the worded InputError
+        raise
 
 
 def _load(obj: Any, what: str) -> tuple[Any, str | None, str | None]:
     """(parsed, file name, sha256) of a path or an already-parsed object."""
     if isinstance(obj, (str, Path)):
         p = Path(obj)
-        try:
-            raw = p.read_bytes()
-        except OSError:
-            read_json_fast(p, what=what)  # raises the worded InputError
-            raise
+        raw = _read_or_raise(p, what)
         # hashlib releases the GIL on large inputs: hash on a second core while JSON is parsed
         with ThreadPoolExecutor(max_workers=1) as pool:
             sha_f = pool.submit(_sha256, raw)
@@ -102,47 +120,80 @@ def _load(obj: Any, what: str) -> tuple[Any, str | None, str | None]:
 
 
 @dataclass
+class _GT:
+    """The GT as the evaluator got it: parsed JSON (``data``), or on the fast path the table that
+    :func:`gt_table_from_parsed` built from what :func:`rle_kernels.parse_gt` read (``data`` None)."""
+
+    data: Any
+    table: GTTable | None
+    file: str | None
+    sha: str | None
+
+
+@dataclass
 class _Results:
     """The results as the evaluator got them: parsed JSON (``data``) or, on the fast path, what
     :func:`rle_kernels.parse_results` read (``parsed``; ``data`` is None)."""
 
     data: Any
     parsed: rle_kernels.ParsedResults | None
-    raw: bytes | None
+    raw: rle_kernels.Text | None
     file: str | None
     sha: str | None
 
 
+_GT_WHAT = "GT annotation file"
 _RES_WHAT = "results file"
+
+
+def _gt_fast(raw: rle_kernels.Text) -> GTTable | None:
+    parsed = rle_kernels.parse_gt(raw)
+    return None if parsed is None else gt_table_from_parsed(parsed)
 
 
 def _load_gt_and_results(
     gt: str | Path | Mapping[str, Any], results: str | Path | list[Any]
-) -> tuple[tuple[Any, str | None, str | None], _Results]:
-    """Both inputs. A results file is read first and, on two worker threads without the GIL,
-    hashed and parsed by the C reader while the GT is loaded here; where the C reader does not
-    support the file it is parsed as JSON (after the GT, so errors come in the same order)."""
-    raw: bytes | None = None
+) -> tuple[_GT, _Results]:
+    """Both inputs. Files are mapped, then hashed and read by the C readers on worker threads
+    (without the GIL) while the GT is read here; where a C reader does not support a file it is
+    parsed as JSON (the GT first, so that errors come in the same order)."""
+    gt_raw: rle_kernels.Text | None = None
+    res_raw: rle_kernels.Text | None = None
+    if isinstance(gt, (str, Path)):
+        try:
+            gt_raw = _read(Path(gt))
+        except OSError:
+            gt_raw = None  # _load words the error
     if isinstance(results, (str, Path)):
         try:
-            raw = Path(results).read_bytes()
+            res_raw = _read(Path(results))
         except OSError:
-            raw = None  # _load words the error, after the GT's
-    if raw is None:
-        g = _load(gt, "GT annotation file")
+            res_raw = None  # _load words the error, after the GT's
+    table: GTTable | None = None
+    parsed: rle_kernels.ParsedResults | None = None
+    gt_sha = res_sha = None
+    if gt_raw is not None or res_raw is not None:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            parse_f = pool.submit(rle_kernels.parse_results, res_raw) if res_raw is not None else None
+            sha_f = [pool.submit(_sha256, r) if r is not None else None for r in (gt_raw, res_raw)]
+            try:
+                table = _gt_fast(gt_raw) if gt_raw is not None else None
+            finally:
+                parsed = parse_f.result() if parse_f is not None else None
+                gt_sha, res_sha = (f.result() if f is not None else None for f in sha_f)
+    if table is not None:
+        g = _GT(None, table, str(gt), gt_sha)
+    elif gt_raw is not None:
+        g = _GT(_parse_json(gt_raw, Path(str(gt)), _GT_WHAT), None, str(gt), gt_sha)
+    else:
+        data, file, sha = _load(gt, _GT_WHAT)
+        g = _GT(data, None, file, sha)
+    if res_raw is None:
         data, file, sha = _load(results, _RES_WHAT)
         return g, _Results(data, None, None, file, sha)
     p = Path(results)  # type: ignore[arg-type]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        sha_f = pool.submit(_sha256, raw)
-        parse_f = pool.submit(rle_kernels.parse_results, raw)
-        try:
-            g = _load(gt, "GT annotation file")
-        finally:
-            parsed = parse_f.result()
-            sha = sha_f.result()
-    data = _parse_json(raw, p, _RES_WHAT) if parsed is None else None
-    return g, _Results(data, parsed, raw, str(p), sha)
+    data = _parse_json(res_raw, p, _RES_WHAT) if parsed is None else None
+    return g, _Results(data, parsed, res_raw, str(p), res_sha)
 
 
 def _select(gt: GTTable, dt: PredTable) -> np.ndarray:
@@ -200,13 +251,17 @@ def _evaluate(
     per_video: bool,
 ) -> EvalResult:
     t0 = time.perf_counter()
-    (gt_data, gt_file, gt_sha), res = _load_gt_and_results(gt, results)
-    res_file, res_sha = res.file, res.sha
-    # the official evaluator drops GT tracks of unlisted categories: accept them here
-    validate_annotation_dict(gt_data, gt_file, allow_unknown_categories=True)
+    g, res = _load_gt_and_results(gt, results)
+    gt_file, gt_sha, res_file, res_sha = g.file, g.sha, res.file, res.sha
+    if g.table is None:
+        # the official evaluator drops GT tracks of unlisted categories: accept them here
+        validate_annotation_dict(g.data, gt_file, allow_unknown_categories=True)
     if res.parsed is None and not isinstance(res.data, list):
         raise InputError(f"results must be a JSON list, not {type(res.data).__name__}", file=res_file)
-    videos, cats = gt_index(gt_data)
+    if g.table is None:
+        videos, cats = gt_index(g.data)
+    else:
+        videos, cats = g.table.video_info, set(g.table.cat_ids.tolist())
     check: ResultsCheck | None = None
     if res.parsed is not None:
         check = check_parsed(res.parsed, videos, cats, lenient=lenient)
@@ -248,7 +303,8 @@ def _evaluate(
             f"{len(check.quirks)} prediction(s) scored with the official truncation / size-mismatch rules"
         )
     t_load = time.perf_counter()
-    gtt = build_gt(gt_data)
+    gtt = g.table if g.table is not None else build_gt(g.data)
+    g.data = g.table = None  # what is left of the GT is in gtt
     dtt = build_preds(entries, gtt, keep, check.masks)
     order = _select(gtt, dtt)
     kept = np.zeros(len(dtt.video), dtype=bool)

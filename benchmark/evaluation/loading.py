@@ -20,7 +20,7 @@ from benchmark.masks import to_compressed_rle
 if TYPE_CHECKING:
     from benchmark.data.results import CheckedMasks
 
-__all__ = ["GTTable", "MaskStore", "PredTable", "build_gt", "build_preds"]
+__all__ = ["GTTable", "MaskStore", "PredTable", "build_gt", "build_preds", "gt_table_from_parsed"]
 
 OCC_SCORE = {"no_occlusion": 0.0, "slight_occlusion": 0.25, "severe_occlusion": 0.75}
 
@@ -63,7 +63,7 @@ class MaskStore:
 @dataclass
 class GTTable:
     video_ids: np.ndarray  # [V] ascending
-    video_len: np.ndarray  # [V]
+    video_len: np.ndarray  # [V] number of frames (len(file_names))
     video_hw: np.ndarray  # [V, 2]
     cat_ids: np.ndarray  # [K] ascending
     video: np.ndarray  # [G] video index
@@ -80,6 +80,16 @@ class GTTable:
     flat_cum: np.ndarray  # prefix sums of flat_area, with a leading 0
     regular: np.ndarray  # [G] every present frame has the video's size
     has_occlusion: bool  # every track carries usable occlusion labels (OVIS)
+
+    @property
+    def video_info(self) -> dict[int, tuple[int, int, int]]:
+        """``{video id: (frames, height, width)}`` (what ``gt_index`` gives for a valid file)."""
+        return {
+            v: (n, h, w)
+            for v, n, (h, w) in zip(
+                self.video_ids.tolist(), self.video_len.tolist(), self.video_hw.tolist(), strict=True
+            )
+        }
 
     @property
     def vid_index(self) -> dict[int, int]:
@@ -135,7 +145,7 @@ def build_gt(data: dict[str, Any]) -> GTTable:
     ]  # fmt: skip
     # official order: by video (ascending id), then file order
     anns.sort(key=lambda a: vid_index[a["video_id"]])
-    video_len = np.array([int(videos[int(v)].get("length") or 0) for v in vids], dtype=np.int64)
+    video_len = np.array([len(videos[int(v)]["file_names"]) for v in vids], dtype=np.int64)
     video_hw = np.array(
         [[int(videos[int(v)]["height"]), int(videos[int(v)]["width"])] for v in vids], np.int64
     )
@@ -172,14 +182,11 @@ def build_gt(data: dict[str, Any]) -> GTTable:
         # avg_area from the ``areas`` field, never from the masks; None and 0 are skipped
         vals = [x for x in (a.get("areas") or []) if x]
         avg[t] = np.array(vals).mean() if vals else 0
-        labels = a.get("occlusion")
-        scores = [OCC_SCORE[x] for x in labels if x is not None] if isinstance(labels, list) else []
-        if scores:
-            scores.sort()
-            top = scores[-math.ceil(len(scores) / 2) :]  # the fork: mean of the top half
-            occ[t] = sum(top) / len(top)
-        else:
+        score = _occlusion_score(a.get("occlusion"))
+        if score is None:
             has_occ = False
+        else:
+            occ[t] = score
     store = MaskStore.build(counts, np.array(m_h, dtype=np.int64), np.array(m_w, dtype=np.int64))
     slot_mask, flat_area, offset, cum = _slots(
         lengths, np.array(m_track, dtype=np.int64), np.array(m_frame, dtype=np.int64), store
@@ -193,6 +200,129 @@ def build_gt(data: dict[str, Any]) -> GTTable:
         avg_area=avg, occ_score=occ,
         length=lengths, masks=store, slot_mask=slot_mask,
         flat_area=flat_area, area_offset=offset, flat_cum=cum, regular=regular, has_occlusion=has_occ,
+    )  # fmt: skip
+
+
+def _occlusion_score(labels: list[str | None] | None) -> float | None:
+    """The OVIS fork's occlusion score of a track (mean of the top half of its per-frame scores),
+    None without usable labels."""
+    scores = [OCC_SCORE[x] for x in labels if x is not None] if isinstance(labels, list) else []
+    if not scores:
+        return None
+    scores.sort()
+    top = scores[-math.ceil(len(scores) / 2) :]
+    return sum(top) / len(top)
+
+
+def _check_parsed_gt(p: rle_kernels.ParsedGT) -> np.ndarray | None:
+    """Video index (ascending id order) of each annotation of a GT file read by the C reader when
+    ``validate_annotation_dict`` accepts the file (the reader already checked the syntax, types,
+    key sets, file names and non-negative areas), else None: the JSON route then words the problems.
+    """
+    vids = p.video_id
+    if len(np.unique(vids)) != len(vids) or len(np.unique(p.category_id)) != len(p.category_id):
+        return None  # duplicate video or category ids
+    if (p.video_height <= 0).any() or (p.video_width <= 0).any() or (p.video_n_files <= 0).any():
+        return None
+    if ((p.video_length != -1) & (p.video_length != p.video_n_files)).any():
+        return None
+    order = np.argsort(vids)
+    sorted_ids = vids[order]
+    if not p.has_annotations:
+        return np.zeros(0, dtype=np.int64)
+    if len(np.unique(p.ann_id)) != len(p.ann_id) or p.scan.codes.any():
+        return None  # duplicate annotation ids, an RLE string that is not valid
+    vi = np.minimum(np.searchsorted(sorted_ids, p.ann_video_id), max(len(vids) - 1, 0))
+    if len(p.ann_id) and (not len(vids) or (sorted_ids[vi] != p.ann_video_id).any()):
+        return None  # an unknown video
+    n = p.video_n_files[order][vi]  # every per-frame list is as long as the video
+    if (p.ann_n_segmentations != n).any() or (p.ann_n_areas != n).any():
+        return None
+    if ((p.ann_n_bboxes != -1) & (p.ann_n_bboxes != n)).any():
+        return None
+    if ((p.ann_n_occlusion != -1) & (p.ann_n_occlusion != n)).any():
+        return None
+    mv = vi[p.mask_ann]  # every mask has its video's size
+    if (p.height != p.video_height[order][mv]).any() or (p.width != p.video_width[order][mv]).any():
+        return None
+    return vi
+
+
+def _mean_areas(p: rle_kernels.ParsedGT, rows: np.ndarray) -> np.ndarray:
+    """``np.array([x for x in areas if x]).mean()`` (0 when none) of annotations ``rows``.
+
+    Where a track's truthy areas are all whole numbers whose sum is below 2**53 every partial sum is
+    exact, so the mean is sum / count in any summation order (vectorised); other tracks go through
+    numpy exactly as the official code does (an int64 array for JSON integers, else float64)."""
+    start = np.zeros(len(p.ann_n_areas) + 1, dtype=np.int64)
+    np.cumsum(p.ann_n_areas, out=start[1:])
+    val, kind = p.area_value, p.area_kind
+    truthy = (kind != 0) & (val != 0)
+    whole = ~truthy | ((np.floor(val) == val) & (np.abs(val) < 2.0**53))
+    entry_ann = np.repeat(np.arange(len(p.ann_n_areas)), p.ann_n_areas)
+    n_true = np.bincount(entry_ann[truthy], minlength=len(p.ann_n_areas))
+    exact_sum = np.bincount(entry_ann[truthy], weights=np.where(whole, val, 0)[truthy], minlength=len(n_true))
+    all_whole = np.bincount(entry_ann, weights=~whole, minlength=len(n_true)) == 0
+    simple = all_whole & (exact_sum < 2.0**53)
+    out = np.where(n_true > 0, exact_sum / np.maximum(n_true, 1), 0.0)[rows]
+    for k in np.flatnonzero(~simple[rows] & (n_true[rows] > 0)).tolist():
+        i = int(rows[k])
+        sl = slice(int(start[i]), int(start[i + 1]))
+        t = truthy[sl]
+        ints = kind[sl][t] == 1
+        vals = p.area_int[sl][t] if ints.all() else p.area_value[sl][t]
+        out[k] = vals.mean()
+    return out
+
+
+def gt_table_from_parsed(p: rle_kernels.ParsedGT) -> GTTable | None:
+    """:func:`build_gt` of a GT file read by :func:`rle_kernels.parse_gt`, or None when
+    ``validate_annotation_dict`` might reject the file (then use the JSON route, which words it)."""
+    vi_file = _check_parsed_gt(p)
+    if vi_file is None:
+        return None
+    order = np.argsort(p.video_id)
+    vids = p.video_id[order]
+    video_hw = np.stack([p.video_height[order], p.video_width[order]], axis=1)
+    video_len = p.video_n_files[order]
+    cat_ids = np.unique(p.category_id)
+    # the official loader keeps the GT of listed categories, by video (ascending id), then file order
+    ci = np.minimum(np.searchsorted(cat_ids, p.ann_category_id), max(len(cat_ids) - 1, 0))
+    listed = cat_ids[ci] == p.ann_category_id if len(cat_ids) else np.zeros(len(vi_file), dtype=bool)
+    rows = np.flatnonzero(listed)
+    rows = rows[np.argsort(vi_file[rows], kind="stable")]
+    track_of = np.full(len(vi_file) + 1, -1, dtype=np.int64)
+    track_of[rows] = np.arange(len(rows))
+    m_track = track_of[p.mask_ann] if len(p.mask_ann) else np.zeros(0, dtype=np.int64)
+    sel = np.flatnonzero(m_track >= 0)
+    sel = sel[np.argsort(m_track[sel], kind="stable")]  # masks by track, then frame (file order)
+    sc = p.scan
+    store = MaskStore.build(
+        p.counts.take(sel), p.height[sel], p.width[sel],
+        rle_kernels.Scan(sc.codes[sel], sc.areas[sel], sc.first[sel], sc.end[sel]),
+    )  # fmt: skip
+    lengths = p.ann_n_segmentations[rows]
+    slot_mask, flat_area, offset, cum = _slots(lengths, m_track[sel], p.mask_frame[sel], store)
+    occ = np.zeros(len(rows))
+    has_occ = bool(len(rows))
+    occ_start = np.zeros(len(p.ann_n_occlusion) + 1, dtype=np.int64)
+    np.cumsum(np.maximum(p.ann_n_occlusion, 0), out=occ_start[1:])
+    for t, i in enumerate(rows.tolist()):
+        labels = None
+        if p.ann_n_occlusion[i] >= 0:
+            codes = p.occlusion[occ_start[i] : occ_start[i + 1]].tolist()
+            labels = [None if c < 0 else rle_kernels.OCCLUSION_LABELS[c] for c in codes]
+        score = _occlusion_score(labels)
+        if score is None:
+            has_occ = False
+        else:
+            occ[t] = score
+    return GTTable(
+        video_ids=vids, video_len=video_len, video_hw=video_hw, cat_ids=cat_ids,
+        video=vi_file[rows], cat=ci[rows].astype(np.int64), ids=p.ann_id[rows],
+        crowd=p.ann_iscrowd[rows].astype(bool), avg_area=_mean_areas(p, rows), occ_score=occ,
+        length=lengths, masks=store, slot_mask=slot_mask, flat_area=flat_area, area_offset=offset,
+        flat_cum=cum, regular=np.ones(len(rows), dtype=bool), has_occlusion=has_occ,
     )  # fmt: skip
 
 

@@ -12,6 +12,7 @@ validation, so callers give such GT strings to pycocotools, like the official ev
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +33,12 @@ __all__ = [
     "RLE_OK",
     "RLE_TOTAL",
     "RLE_TRUNCATED",
+    "ParsedGT",
     "ParsedResults",
     "Scan",
     "Spans",
     "intersect",
+    "parse_gt",
     "parse_results",
     "pycoco_areas",
     "scan",
@@ -57,13 +60,18 @@ class Scan:
     end: np.ndarray  # int64
 
 
+#: The text of a file: its bytes, or the file mapped read-only.
+Text = bytes | mmap.mmap
+
+
 @dataclass(frozen=True)
 class Spans:
     """Strings that are spans of a JSON text (``data[offsets[k]:offsets[k] + lengths[k]]``), as
-    :func:`parse_results` finds them: no Python object per string. The only escape in a span is
-    ``\\\\`` (one backslash); the C kernels read spans directly, indexing gives the ``str``."""
+    :func:`parse_results` and :func:`parse_gt` find them: no Python object per string. The only
+    escape in a span is ``\\\\`` (one backslash); the C kernels read spans directly, indexing gives
+    the ``str``."""
 
-    data: bytes
+    data: Text
     offsets: np.ndarray  # int64
     lengths: np.ndarray  # int64
 
@@ -77,7 +85,7 @@ class Spans:
     def take(self, idx: np.ndarray) -> Spans:
         return Spans(self.data, self.offsets[idx], self.lengths[idx])
 
-    def as_arg(self) -> tuple[bytes, bytes, bytes]:
+    def as_arg(self) -> tuple[Text, bytes, bytes]:
         """The C kernels' span tuple."""
         return (
             self.data,
@@ -89,7 +97,7 @@ class Spans:
 Strings = list[Any] | Spans
 
 
-def _arg(strings: Strings) -> list[Any] | tuple[bytes, bytes, bytes]:
+def _arg(strings: Strings) -> list[Any] | tuple[Text, bytes, bytes]:
     return strings.as_arg() if isinstance(strings, Spans) else strings
 
 
@@ -110,7 +118,7 @@ class ParsedResults:
     scan: Scan  # [S] (totals height * width)
 
 
-def parse_results(data: bytes) -> ParsedResults | None:
+def parse_results(data: Text) -> ParsedResults | None:
     """Read the raw bytes of a results.json with the C reader (no Python object per entry or
     mask), or None where the file is anything but the plain format (then parse it as JSON): see
     ``parse_results`` in ``_rle.c`` for what is supported. The numbers are those a JSON parser
@@ -129,6 +137,67 @@ def parse_results(data: bytes) -> ParsedResults | None:
             codes=np.frombuffer(r[12], np.int8), areas=np.frombuffer(r[13], i64),
             first=np.frombuffer(r[14], i64), end=np.frombuffer(r[15], i64),
         ),
+    )  # fmt: skip
+
+
+@dataclass
+class ParsedGT:
+    """A GT annotation file as :func:`parse_gt` reads it, in file order: videos, categories,
+    annotations, then the per-frame entries of all annotations concatenated (``areas``,
+    ``occlusion``) and the present masks (already scanned). Not validated beyond the syntax: see
+    :func:`benchmark.evaluation.loading.gt_table_from_parsed`."""
+
+    video_id: np.ndarray  # [V] int64
+    video_height: np.ndarray  # [V]
+    video_width: np.ndarray  # [V]
+    video_length: np.ndarray  # [V] the "length" field, -1 when absent
+    video_n_files: np.ndarray  # [V] len(file_names)
+    category_id: np.ndarray  # [C]
+    has_annotations: bool  # False: "annotations" absent or null
+    ann_id: np.ndarray  # [A]
+    ann_video_id: np.ndarray  # [A]
+    ann_category_id: np.ndarray  # [A]
+    ann_iscrowd: np.ndarray  # [A] 0 or 1
+    ann_n_segmentations: np.ndarray  # [A] list lengths
+    ann_n_areas: np.ndarray  # [A]
+    ann_n_bboxes: np.ndarray  # [A] -1: absent or null
+    ann_n_occlusion: np.ndarray  # [A] -1: absent or null
+    area_value: np.ndarray  # [sum of n_areas] float64 (0 for null)
+    area_int: np.ndarray  # the value where it is a JSON integer
+    area_kind: np.ndarray  # int8: 0 null, 1 integer, 2 other number
+    occlusion: np.ndarray  # [sum of n_occlusion >= 0] int8: -1 null, else index in OCCLUSION_LABELS
+    mask_ann: np.ndarray  # [S] annotation index of each present mask
+    mask_frame: np.ndarray  # [S]
+    height: np.ndarray  # [S] the mask's ``size``
+    width: np.ndarray  # [S]
+    counts: Spans  # [S]
+    scan: Scan  # [S] (totals height * width)
+
+
+#: The labels of ``ParsedGT.occlusion``.
+OCCLUSION_LABELS = ("no_occlusion", "slight_occlusion", "severe_occlusion")
+
+
+def parse_gt(data: Text) -> ParsedGT | None:
+    """Read the raw bytes of a GT annotation file with the C reader, or None where it is anything
+    but the plain format (then parse it as JSON and validate it): see ``parse_gt`` in ``_rle.c``."""
+    r = _rle.parse_gt(data)
+    if r is None:
+        return None
+
+    def col(key: str, dtype: type = np.int64) -> np.ndarray:
+        return np.frombuffer(r[key], dtype)
+
+    return ParsedGT(
+        video_id=col("v_id"), video_height=col("v_h"), video_width=col("v_w"), video_length=col("v_len"),
+        video_n_files=col("v_nf"), category_id=col("c_id"), has_annotations=bool(r["has_annotations"]),
+        ann_id=col("a_id"), ann_video_id=col("a_vid"), ann_category_id=col("a_cat"),
+        ann_iscrowd=col("a_crowd"), ann_n_segmentations=col("a_nseg"), ann_n_areas=col("a_narea"),
+        ann_n_bboxes=col("a_nbox"), ann_n_occlusion=col("a_nocc"),
+        area_value=col("ar_val", np.float64), area_int=col("ar_int"), area_kind=col("ar_kind", np.int8),
+        occlusion=col("occ", np.int8), mask_ann=col("m_ann"), mask_frame=col("m_frame"),
+        height=col("m_h"), width=col("m_w"), counts=Spans(data, col("m_off"), col("m_len")),
+        scan=Scan(codes=col("codes", np.int8), areas=col("areas"), first=col("first"), end=col("end")),
     )  # fmt: skip
 
 
@@ -153,7 +222,8 @@ def intersect(
     """Exact |a[ia[k]] & b[ib[k]]| per pair; every string used must have scan code 0 and both masks
     of a pair the same pixel count (raises ValueError otherwise). ``limit``: a pixel index per pair
     beyond which one of the masks has no foreground (e.g. the smaller :class:`Scan` ``end``); the
-    merge stops there (default: decode to the end)."""
+    merge stops there (default: decode to the end). Consecutive pairs with the same ``ib`` decode
+    that string once: sort the pairs by ``ib``."""
     ia = np.ascontiguousarray(ia, dtype=np.int64)
     ib = np.ascontiguousarray(ib, dtype=np.int64)
     if len(ia) == 0:

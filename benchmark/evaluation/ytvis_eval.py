@@ -10,7 +10,8 @@ Pipeline (one pass, no per-threshold Python loops):
 1. :mod:`benchmark.evaluation.loading` turns the GT file and the results into flat track tables.
 2. :func:`track_ious` computes the exact integer intersection and union of every (prediction, GT)
    track pair of the same video and category, frame by frame, with the C kernels of
-   :mod:`benchmark.evaluation.rle` (each RLE string decoded once for its area, again per pair).
+   :mod:`benchmark.evaluation.rle` (each RLE string decoded once for its area when it is read; then
+   each GT mask once into intervals, and each prediction mask streamed against those of its pairs).
 3. :func:`match` runs COCO's greedy matching for all (video, category) units, area/occlusion ranges
    and IoU thresholds at once, one step per prediction rank.
 4. :func:`accumulate` builds precision/recall per (category, range, maxDets) and :func:`summarize`
