@@ -224,3 +224,21 @@ def test_a_real_run_switched_on_by_params_fetches_and_reads_datasets(scratch: Pa
         assert not any(s.endswith("_tiny_toyvis") for s in _stale(scratch))
     finally:
         (scratch / "params.yaml").write_text(old)
+
+
+def test_toyvis_lives_in_generated_not_in_the_users_datasets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmark.data.catalog import get_dataset
+
+    monkeypatch.delenv("VISREPRO_TOYVIS_ROOT", raising=False)
+    spec = get_dataset("toyvis_valid", tmp_path / "data")  # the data root does not move it
+    assert spec.ann_file == Path("generated/toyvis/annotations/valid.json")
+    monkeypatch.setenv("VISREPRO_TOYVIS_ROOT", str(tmp_path / "toy"))
+    spec = get_dataset("toyvis_train")
+    assert spec.ann_file == tmp_path / "toy" / "annotations" / "train.json"
+    assert spec.status() == (
+        f"annotation file missing: {spec.ann_file} "
+        f"(generate it: 'dvc repro toyvis' or 'visrepro toyvis --out {tmp_path / 'toy'}')"
+    )
+    assert get_dataset("ovis_valid", tmp_path / "data").ann_file.is_relative_to(tmp_path / "data")
