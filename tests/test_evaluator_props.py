@@ -195,26 +195,133 @@ def test_stat_names_order() -> None:
     assert STAT_NAMES[:3] == ("AP", "AP50", "AP75") and len(STAT_NAMES) == 12
 
 
-def test_pr_curve_equals_per_threshold_searchsorted() -> None:
-    """The one-search precision curve equals the official per-IoU-threshold searchsorted on rc."""
+def _official_accumulate(mt: Any, n_cats: int, A: int) -> tuple[np.ndarray, np.ndarray]:
+    """ytvoseval.accumulate's loops over the units (evalImgs) of a Matches."""
     from benchmark.evaluation import ytvis_eval as ye
 
-    rng = np.random.default_rng(7)
-    for _ in range(500):
-        T, nd, npig = 10, int(rng.integers(0, 60)), int(rng.integers(1, 300))
-        dtm = rng.random((T, nd)) < rng.random()
-        dtig = rng.random((T, nd)) < 0.1 * rng.random()
-        q, rc = ye._pr_curve(dtm, dtig, npig)
-        tp = np.cumsum(dtm & ~dtig, axis=1).astype(float)
-        fp = np.cumsum(~dtm & ~dtig, axis=1).astype(float)
-        r = tp / npig
-        pr = tp / (fp + tp + np.spacing(1))
-        want = np.zeros((T, len(ye.REC_THRS)))
-        if nd:
-            pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-            for t in range(T):
-                inds = np.searchsorted(r[t], ye.REC_THRS, side="left")
-                ok = inds < nd
-                want[t, ok] = pr[t, inds[ok]]
-        np.testing.assert_array_equal(q, want)
-        np.testing.assert_array_equal(rc, r[:, -1] if nd else np.zeros(T))
+    T, R, M = len(ye.IOU_THRS), len(ye.REC_THRS), len(ye.MAX_DETS)
+    precision, recall = -np.ones((T, R, n_cats, A, M)), -np.ones((T, n_cats, A, M))
+    for k in range(n_cats):
+        units = [u for u in range(len(mt.unit_cat)) if mt.unit_cat[u] == k]  # ascending video
+        for a in range(A):
+            for m, max_det in enumerate(ye.MAX_DETS):
+                if not units:
+                    continue
+                ds = [np.arange(mt.det_start[u], mt.det_start[u + 1])[:max_det] for u in units]
+                dets = np.concatenate(ds) if ds else np.zeros(0, np.int64)
+                inds = np.argsort(-mt.det_score[dets], kind="mergesort")
+                dtm, dtig = mt.dtm[dets][inds][:, a].T, mt.dtig[dets][inds][:, a].T  # [T, D]
+                gtig = np.concatenate([mt.gtig[mt.gt_start[u] : mt.gt_start[u + 1], a] for u in units])
+                npig = np.count_nonzero(gtig == 0)
+                if npig == 0:
+                    continue
+                tp_sum = np.cumsum(dtm & ~dtig, axis=1).astype(float)
+                fp_sum = np.cumsum(~dtm & ~dtig, axis=1).astype(float)
+                for t, (tp, fp) in enumerate(zip(tp_sum, fp_sum, strict=True)):
+                    nd = len(tp)
+                    rc = tp / npig
+                    pr = (tp / (fp + tp + np.spacing(1))).tolist()
+                    q = [0.0] * R
+                    recall[t, k, a, m] = rc[-1] if nd else 0
+                    for i in range(nd - 1, 0, -1):
+                        if pr[i] > pr[i - 1]:
+                            pr[i - 1] = pr[i]
+                    for ri, pi in enumerate(np.searchsorted(rc, ye.REC_THRS, side="left")):
+                        if pi >= nd:
+                            break
+                        q[ri] = pr[pi]
+                    precision[t, :, k, a, m] = q
+    return precision, recall
+
+
+def test_accumulate_equals_the_official_loops() -> None:
+    """The C accumulate against a transcription of the official one: random matches with score ties
+    across and within videos, ignored predictions, more than 10 predictions per unit."""
+    from benchmark.evaluation import ytvis_eval as ye
+
+    rng = np.random.default_rng(3)
+    for trial in range(20):
+        K, A, V, T = 4, 4, 6, len(ye.IOU_THRS)
+        unit_cat, unit_video, n_det, n_gt = [], [], [], []
+        for k in range(K):
+            for v in range(V):
+                if rng.random() < 0.6:
+                    unit_cat.append(k)
+                    unit_video.append(v)
+                    n_det.append(int(rng.integers(0, 14)))
+                    n_gt.append(int(rng.integers(0, 4)))
+        det_start, gt_start = np.r_[0, np.cumsum(n_det)], np.r_[0, np.cumsum(n_gt)]
+        N, G = int(det_start[-1]), int(gt_start[-1])
+        score = np.concatenate(
+            [np.sort(rng.choice([0.1, 0.5, 0.5, 0.9, rng.random()], n))[::-1] for n in n_det]
+        )
+        mt = ye.Matches(
+            unit_video=np.array(unit_video), unit_cat=np.array(unit_cat, dtype=np.int64), det_start=det_start,
+            det_pred=np.arange(N), det_rank=np.concatenate([np.arange(n) for n in n_det]).astype(np.int64),
+            det_score=score, dtm=rng.random((N, A, T)) < 0.5, dtig=rng.random((N, A, T)) < 0.15 * (trial % 3),
+            gt_start=gt_start, gt_row=np.arange(G), gtig=rng.random((G, A)) < 0.3,
+            gtm=np.zeros((G, A, T), dtype=bool), ious=[], warnings=[],
+        )  # fmt: skip
+        acc = ye.accumulate(mt, K, A)
+        precision, recall = _official_accumulate(mt, K, A)
+        np.testing.assert_array_equal(acc.precision, precision)
+        np.testing.assert_array_equal(acc.recall, recall)
+
+
+def _official_greedy(
+    ious: np.ndarray, ig: np.ndarray, crowd: np.ndarray, gid: np.ndarray, thrs: np.ndarray
+) -> tuple:
+    """ytvoseval.evaluateVid's loop for one unit and range (GT sorted regular first, stable)."""
+    order = np.argsort(ig, kind="mergesort")
+    D, T = ious.shape[0], len(thrs)
+    gtm = np.zeros((T, len(order)), dtype=bool)
+    dtm = np.zeros((T, D), dtype=bool)
+    dtig = np.zeros((T, D), dtype=bool)
+    for t, thr in enumerate(thrs):
+        for d in range(D):
+            iou, m = min(thr, 1 - 1e-10), -1
+            for gi, g in enumerate(order):
+                if gtm[t, gi] and not crowd[g]:
+                    continue
+                if m > -1 and not ig[order[m]] and ig[g]:
+                    break
+                if ious[d, g] < iou:
+                    continue
+                iou, m = ious[d, g], gi
+            if m == -1:
+                continue
+            dtig[t, d] = ig[order[m]]
+            dtm[t, d] = gid[order[m]]
+            gtm[t, m] = True
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    return dtm.T, dtig.T, gtm[:, back].T
+
+
+def test_match_kernel_equals_the_official_loop() -> None:
+    """The C greedy matcher against a transcription of the official loop: ties (the later GT wins),
+    crowd GT matched again, ignored GT only when no regular one qualifies, GT ids of 0."""
+    from benchmark.evaluation import rle
+    from benchmark.evaluation.ytvis_eval import _THR_EFF
+
+    rng = np.random.default_rng(1)
+    A = 3
+    units = []
+    for _ in range(300):
+        D, G = int(rng.integers(0, 6)), int(rng.integers(0, 5))
+        ious = rng.choice([0.0, 0.5, 0.55, 0.7, 0.8999999999999999, 0.9, 0.95, 1.0, 0.62], size=(D, G))
+        units.append((ious, rng.random((G, A)) < 0.3, rng.random(G) < 0.2, rng.random(G) < 0.9))
+    det_start = np.r_[0, np.cumsum([u[0].shape[0] for u in units])]
+    gt_start = np.r_[0, np.cumsum([u[0].shape[1] for u in units])]
+    got = rle.match(
+        np.concatenate([u[0].ravel() for u in units]), det_start, gt_start,
+        np.concatenate([u[1] for u in units]), np.concatenate([u[2] for u in units]),
+        np.concatenate([u[3] for u in units]), _THR_EFF,
+    )  # fmt: skip
+    for k, (ious, ig, crowd, gid) in enumerate(units):
+        ds, gs = slice(det_start[k], det_start[k + 1]), slice(gt_start[k], gt_start[k + 1])
+        for a in range(A):
+            dtm, dtig, gtm = _official_greedy(ious, ig[:, a], crowd, gid, np.linspace(0.5, 0.95, 10))
+            np.testing.assert_array_equal(got.dtm[ds, a], dtm)
+            np.testing.assert_array_equal(got.dtig[ds, a], dtig)
+            np.testing.assert_array_equal(got.gtm[gs, a], gtm)

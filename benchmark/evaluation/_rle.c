@@ -55,6 +55,32 @@
  *       annotation, per-frame area / occlusion entry and per mask; see ``benchmark.evaluation.rle``),
  *       the masks scanned like ``scan``. Runs without the GIL.
  *
+ *   match(iou, det_start, gt_start, gt_ignored, crowd, gt_id_nonzero, thresholds, n_ranges)
+ *       -> (dtm, dtig, gtm)
+ *       COCO's greedy matching of every unit (a video and category), range and IoU threshold.
+ *       det_start, gt_start: int64[U + 1] offsets of each unit's predictions (in score order) and
+ *       GT (in file order); iou: float64, each unit's [D_u, G_u] IoU matrix, row-major, one after
+ *       the other; gt_ignored: uint8[G, A] (A = n_ranges); crowd, gt_id_nonzero: uint8[G];
+ *       thresholds: float64[T] (already capped at 1 - 1e-10). For each prediction in order, each
+ *       range and threshold: among the GT not yet matched (crowd GT can be matched again), the
+ *       regular one with the highest IoU >= the threshold, the later one on a tie, else the ignored
+ *       one likewise. Returns uint8 bytearrays: dtm[N, A, T] (matched to a GT whose id is not 0),
+ *       dtig[N, A, T] (matched to an ignored GT), gtm[G, A, T] (matched).
+ *
+ *   accumulate(dtm, dtig, order, cat_start, rank, npig, max_dets, rec_thrs, n_ranges, n_thrs)
+ *       -> (precision, recall)
+ *       The official accumulate(): for each category, range, maxDet and IoU threshold, the
+ *       category's predictions of rank < maxDet (rank within their video), in score order, are
+ *       columns; tp / fp are running counts of the matched / unmatched ones that are not ignored;
+ *       rc = tp / npig, pr = tp / (fp + tp + np.spacing(1)) made monotone from the right;
+ *       precision at each recall threshold r = pr[first column with rc >= r] (0 past the last
+ *       column), recall = the last rc (0 without columns); -1 where npig is 0. dtm, dtig:
+ *       uint8[N, A, T] as match gives them; order: int64[N], the predictions grouped by category
+ *       (cat_start: int64[K + 1] offsets), by score within (stable); rank: int64[N]; npig:
+ *       int64[K, A] regular GT; max_dets: int64[M]; rec_thrs: float64[R]. Returns float64
+ *       bytearrays precision[T, R, K, A, M] and recall[T, K, A, M]. The same floating-point
+ *       operations as numpy's in the same order (no contraction: plain -O3 on x86-64 SSE2).
+ *
  *   intersect(a_strings, b_strings, ia, ib, limit) -> int64[p]
  *       |A[ia[k]] & B[ib[k]]| for each pair k, stopping at pixel limit[k] (pass min of the two
  *       ``end``s, or the total). B is decoded into foreground intervals once per run of consecutive
@@ -1302,12 +1328,202 @@ end:
     return res;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * match: COCO's greedy matching (see the header comment). */
+
+static PyObject *rle_match(PyObject *self, PyObject *args) {
+    Py_buffer b_iou, b_ds, b_gs, b_ig, b_crowd, b_gid, b_thr;
+    int A;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*i", &b_iou, &b_ds, &b_gs, &b_ig, &b_crowd, &b_gid, &b_thr, &A))
+        return NULL;
+    PyObject *dtm = NULL, *dtig = NULL, *gtm = NULL, *res = NULL;
+    uint8_t *taken = NULL;
+    const int64_t *ds = (const int64_t *)b_ds.buf, *gs = (const int64_t *)b_gs.buf;
+    const double *iou = (const double *)b_iou.buf, *thr = (const double *)b_thr.buf;
+    const uint8_t *ig = (const uint8_t *)b_ig.buf, *crowd = (const uint8_t *)b_crowd.buf,
+                  *gid = (const uint8_t *)b_gid.buf;
+    Py_ssize_t U = b_ds.len / 8 - 1, T = b_thr.len / 8, n_iou = 0, g_max = 0;
+    int ok = A > 0 && U >= 0 && b_ds.len == b_gs.len && b_ds.len % 8 == 0 && b_thr.len % 8 == 0 &&
+             b_iou.len % 8 == 0 && ds[0] == 0 && gs[0] == 0;
+    for (Py_ssize_t u = 0; ok && u < U; u++) {
+        Py_ssize_t d = ds[u + 1] - ds[u], g = gs[u + 1] - gs[u];
+        ok = d >= 0 && g >= 0;
+        n_iou += d * g;
+        if (g > g_max) g_max = g;
+    }
+    Py_ssize_t N = ok ? ds[U] : 0, G = ok ? gs[U] : 0;
+    if (!ok || n_iou * 8 != b_iou.len || b_ig.len != G * A || b_crowd.len != G || b_gid.len != G) {
+        PyErr_SetString(PyExc_ValueError, "match: inconsistent buffer sizes");
+        goto end;
+    }
+    dtm = PyByteArray_FromStringAndSize(NULL, N * A * T);
+    dtig = PyByteArray_FromStringAndSize(NULL, N * A * T);
+    gtm = PyByteArray_FromStringAndSize(NULL, G * A * T);
+    taken = (uint8_t *)PyMem_RawMalloc((size_t)(g_max > 0 ? g_max : 1));
+    if (!dtm || !dtig || !gtm || !taken) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto end;
+    }
+    uint8_t *o_dtm = (uint8_t *)PyByteArray_AS_STRING(dtm), *o_dtig = (uint8_t *)PyByteArray_AS_STRING(dtig),
+            *o_gtm = (uint8_t *)PyByteArray_AS_STRING(gtm);
+    memset(o_dtm, 0, (size_t)(N * A * T));
+    memset(o_dtig, 0, (size_t)(N * A * T));
+    memset(o_gtm, 0, (size_t)(G * A * T));
+    Py_BEGIN_ALLOW_THREADS
+    const double *m_u = iou;
+    for (Py_ssize_t u = 0; u < U; m_u += (ds[u + 1] - ds[u]) * (gs[u + 1] - gs[u]), u++) {
+        Py_ssize_t D = ds[u + 1] - ds[u], Gu = gs[u + 1] - gs[u], g0 = gs[u];
+        for (int a = 0; a < A; a++)
+            for (Py_ssize_t t = 0; t < T; t++) {
+                memset(taken, 0, (size_t)Gu);
+                for (Py_ssize_t r = 0; r < D; r++) {
+                    /* the best regular and the best ignored GT: the highest IoU >= the threshold, the
+                     * later one on a tie (the official loop updates on >=); a regular one wins */
+                    const double *row = m_u + r * Gu;
+                    double best_reg = thr[t], best_ign = thr[t];
+                    Py_ssize_t m_reg = -1, m_ign = -1;
+                    for (Py_ssize_t j = 0; j < Gu; j++) {
+                        if (taken[j] && !crowd[g0 + j]) continue; /* matched, and not a crowd */
+                        if (ig[(g0 + j) * A + a]) {
+                            if (row[j] >= best_ign) {
+                                best_ign = row[j];
+                                m_ign = j;
+                            }
+                        } else if (row[j] >= best_reg) {
+                            best_reg = row[j];
+                            m_reg = j;
+                        }
+                    }
+                    Py_ssize_t m = m_reg >= 0 ? m_reg : m_ign;
+                    if (m < 0) continue;
+                    taken[m] = 1;
+                    Py_ssize_t k = ((ds[u] + r) * A + a) * T + t;
+                    o_dtm[k] = gid[g0 + m];
+                    o_dtig[k] = ig[(g0 + m) * A + a];
+                    o_gtm[((g0 + m) * A + a) * T + t] = 1;
+                }
+            }
+    }
+    Py_END_ALLOW_THREADS
+    res = Py_BuildValue("(OOO)", dtm, dtig, gtm);
+end:
+    Py_XDECREF(dtm);
+    Py_XDECREF(dtig);
+    Py_XDECREF(gtm);
+    PyMem_RawFree(taken);
+    PyBuffer_Release(&b_iou);
+    PyBuffer_Release(&b_ds);
+    PyBuffer_Release(&b_gs);
+    PyBuffer_Release(&b_ig);
+    PyBuffer_Release(&b_crowd);
+    PyBuffer_Release(&b_gid);
+    PyBuffer_Release(&b_thr);
+    return res;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * accumulate: the official precision / recall curves (see the header comment). */
+
+static PyObject *rle_accumulate(PyObject *self, PyObject *args) {
+    Py_buffer b_dtm, b_dtig, b_order, b_cs, b_rank, b_npig, b_md, b_rt;
+    int A, T;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*ii", &b_dtm, &b_dtig, &b_order, &b_cs, &b_rank, &b_npig, &b_md,
+                          &b_rt, &A, &T))
+        return NULL;
+    PyObject *prec = NULL, *rec = NULL, *res = NULL;
+    double *scratch = NULL;
+    const uint8_t *dtm = (const uint8_t *)b_dtm.buf, *dtig = (const uint8_t *)b_dtig.buf;
+    const int64_t *order = (const int64_t *)b_order.buf, *cs = (const int64_t *)b_cs.buf,
+                  *rank = (const int64_t *)b_rank.buf, *npig = (const int64_t *)b_npig.buf,
+                  *max_dets = (const int64_t *)b_md.buf;
+    const double *rec_thrs = (const double *)b_rt.buf;
+    Py_ssize_t N = b_rank.len / 8, K = b_cs.len / 8 - 1, M = b_md.len / 8, R = b_rt.len / 8, d_max = 0;
+    int ok = A > 0 && T > 0 && K >= 0 && b_order.len == N * 8 && b_dtm.len == N * A * T && b_dtig.len == N * A * T &&
+             b_npig.len == K * A * 8 && cs[0] == 0 && cs[K] == N;
+    for (Py_ssize_t k = 0; ok && k < K; k++) {
+        ok = cs[k + 1] >= cs[k];
+        if (cs[k + 1] - cs[k] > d_max) d_max = cs[k + 1] - cs[k];
+    }
+    for (Py_ssize_t i = 0; ok && i < N; i++) ok = order[i] >= 0 && order[i] < N;
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "accumulate: inconsistent buffer sizes");
+        goto end;
+    }
+    prec = PyByteArray_FromStringAndSize(NULL, T * R * K * A * M * 8);
+    rec = PyByteArray_FromStringAndSize(NULL, T * K * A * M * 8);
+    scratch = (double *)PyMem_RawMalloc((size_t)(d_max > 0 ? d_max : 1) * 2 * sizeof(double));
+    if (!prec || !rec || !scratch) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto end;
+    }
+    double *precision = (double *)PyByteArray_AS_STRING(prec), *recall = (double *)PyByteArray_AS_STRING(rec);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < T * R * K * A * M; i++) precision[i] = -1.0; /* no GT to recall */
+    for (Py_ssize_t i = 0; i < T * K * A * M; i++) recall[i] = -1.0;
+    double *pr = scratch, *rc = scratch + d_max;
+    const double eps = 2.220446049250313e-16; /* np.spacing(1) */
+    for (Py_ssize_t k = 0; k < K; k++)
+        for (int a = 0; a < A; a++) {
+            int64_t n_gt = npig[k * A + a];
+            if (n_gt == 0) continue;
+            for (Py_ssize_t m = 0; m < M; m++)
+                for (int t = 0; t < T; t++) {
+                    /* the category's predictions of rank < maxDet, by score: running tp / fp counts (an
+                     * ignored prediction is a column that counts as neither) */
+                    Py_ssize_t nd = 0;
+                    double tp = 0, fp = 0;
+                    for (Py_ssize_t i = cs[k]; i < cs[k + 1]; i++) {
+                        int64_t d = order[i];
+                        if (rank[d] >= max_dets[m]) continue;
+                        Py_ssize_t f = (d * A + a) * T + t;
+                        if (!dtig[f]) {
+                            if (dtm[f])
+                                tp += 1;
+                            else
+                                fp += 1;
+                        }
+                        rc[nd] = tp / (double)n_gt;
+                        pr[nd] = tp / (fp + tp + eps);
+                        nd++;
+                    }
+                    recall[((t * K + k) * A + a) * M + m] = nd ? rc[nd - 1] : 0.0;
+                    for (Py_ssize_t i = nd - 1; i > 0; i--) /* monotone envelope from the right */
+                        if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
+                    /* q[r] = pr[searchsorted(rc, rec_thrs[r], side="left")], 0 past the last column */
+                    Py_ssize_t i = 0;
+                    for (Py_ssize_t r = 0; r < R; r++) {
+                        while (i < nd && rc[i] < rec_thrs[r]) i++;
+                        precision[(((t * R + r) * K + k) * A + a) * M + m] = i < nd ? pr[i] : 0.0;
+                    }
+                }
+        }
+    Py_END_ALLOW_THREADS
+    res = Py_BuildValue("(OO)", prec, rec);
+end:
+    Py_XDECREF(prec);
+    Py_XDECREF(rec);
+    PyMem_RawFree(scratch);
+    PyBuffer_Release(&b_dtm);
+    PyBuffer_Release(&b_dtig);
+    PyBuffer_Release(&b_order);
+    PyBuffer_Release(&b_cs);
+    PyBuffer_Release(&b_rank);
+    PyBuffer_Release(&b_npig);
+    PyBuffer_Release(&b_md);
+    PyBuffer_Release(&b_rt);
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"scan", rle_scan, METH_VARARGS,
      "scan(strings, totals) -> (codes int8, areas int64, first int64, end int64) as bytes"},
     {"intersect", rle_intersect, METH_VARARGS, "intersect(a_strings, b_strings, ia, ib, limit) -> int64 bytes"},
     {"parse_results", rle_parse_results, METH_O, "parse_results(data: bytes) -> None | tuple (see the module source)"},
     {"parse_gt", rle_parse_gt, METH_O, "parse_gt(data: buffer) -> None | dict (see the module source)"},
+    {"accumulate", rle_accumulate, METH_VARARGS,
+     "accumulate(dtm, dtig, order, cat_start, rank, npig, max_dets, rec_thrs, n_ranges, n_thrs) -> (precision, recall)"},
+    {"match", rle_match, METH_VARARGS,
+     "match(iou, det_start, gt_start, gt_ignored, crowd, gt_id_nonzero, thresholds, n_ranges) -> (dtm, dtig, gtm)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -33,11 +33,14 @@ __all__ = [
     "RLE_OK",
     "RLE_TOTAL",
     "RLE_TRUNCATED",
+    "Matched",
     "ParsedGT",
     "ParsedResults",
     "Scan",
     "Spans",
+    "accumulate",
     "intersect",
+    "match",
     "parse_gt",
     "parse_results",
     "pycoco_areas",
@@ -232,6 +235,79 @@ def intersect(
     lim = np.ascontiguousarray(lim, dtype=np.int64)
     out = _rle.intersect(_arg(a), _arg(b), ia.tobytes(), ib.tobytes(), lim.tobytes())
     return np.frombuffer(out, dtype=np.int64)
+
+
+@dataclass
+class Matched:
+    """What :func:`match` gives, per prediction / GT, range and IoU threshold (writable arrays)."""
+
+    dtm: np.ndarray  # [N, A, T] bool: matched to a GT whose id is not 0
+    dtig: np.ndarray  # [N, A, T] bool: matched to an ignored GT
+    gtm: np.ndarray  # [G, A, T] bool: matched
+
+
+def match(
+    ious: np.ndarray,
+    det_start: np.ndarray,
+    gt_start: np.ndarray,
+    gt_ignored: np.ndarray,
+    crowd: np.ndarray,
+    gt_id_nonzero: np.ndarray,
+    thresholds: np.ndarray,
+) -> Matched:
+    """COCO's greedy matching of every unit (C kernel ``match``, see ``_rle.c``).
+
+    Args:
+        ious: every unit's [D_u, G_u] IoU matrix, row-major, concatenated (float64).
+        det_start, gt_start: [U + 1] offsets of the units' predictions (score order) and GT (file
+            order).
+        gt_ignored: [G, A] per GT and range; crowd, gt_id_nonzero: [G].
+        thresholds: [T] IoU thresholds (capped at 1 - 1e-10).
+    """
+    G, A = gt_ignored.shape
+    N, T = int(det_start[-1]), len(thresholds)
+
+    def buf(x: np.ndarray, dtype: type) -> bytes:
+        return np.ascontiguousarray(x, dtype=dtype).tobytes()
+
+    dtm, dtig, gtm = _rle.match(
+        buf(ious, np.float64), buf(det_start, np.int64), buf(gt_start, np.int64), buf(gt_ignored, np.uint8),
+        buf(crowd, np.uint8), buf(gt_id_nonzero, np.uint8), buf(thresholds, np.float64), A,
+    )  # fmt: skip
+    return Matched(
+        dtm=np.frombuffer(dtm, dtype=bool).reshape(N, A, T),
+        dtig=np.frombuffer(dtig, dtype=bool).reshape(N, A, T),
+        gtm=np.frombuffer(gtm, dtype=bool).reshape(G, A, T),
+    )
+
+
+def accumulate(
+    dtm: np.ndarray,
+    dtig: np.ndarray,
+    order: np.ndarray,
+    cat_start: np.ndarray,
+    rank: np.ndarray,
+    npig: np.ndarray,
+    max_dets: np.ndarray,
+    rec_thrs: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The official precision [T, R, K, A, M] and recall [T, K, A, M] (C kernel ``accumulate``, see
+    ``_rle.c``): ``dtm``, ``dtig`` [N, A, T] as :func:`match` gives them; ``order`` the
+    predictions grouped by category (offsets ``cat_start`` [K + 1]), by score within (stable);
+    ``rank`` [N] within the video; ``npig`` [K, A] regular GT counts."""
+    _, A, T = dtm.shape
+    K, M, R = len(cat_start) - 1, len(max_dets), len(rec_thrs)
+
+    def buf(x: np.ndarray, dtype: type) -> bytes:
+        return np.ascontiguousarray(x, dtype=dtype).tobytes()
+
+    p, r = _rle.accumulate(
+        buf(dtm, np.uint8), buf(dtig, np.uint8), buf(order, np.int64), buf(cat_start, np.int64),
+        buf(rank, np.int64), buf(npig, np.int64), buf(max_dets, np.int64), buf(rec_thrs, np.float64), A, T,
+    )  # fmt: skip
+    return np.frombuffer(p, np.float64).reshape(T, R, K, A, M), np.frombuffer(r, np.float64).reshape(
+        T, K, A, M
+    )
 
 
 def pycoco_areas(strings: list[Any], sizes: np.ndarray) -> np.ndarray:

@@ -63,7 +63,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from benchmark.evaluation import rle as rle_kernels
-from benchmark.evaluation.loading import GTTable, MaskStore, PredTable
+from benchmark.evaluation.loading import GTTable, MaskStore, PredTable, sorted_unique
 
 __all__ = [
     "AREA_RNG",
@@ -258,12 +258,11 @@ def match(gt: GTTable, dt: PredTable, order: np.ndarray, pairs: PairIoU, n_range
         pairs: :func:`track_ious` output.
         n_ranges: 4 (YTVIS) or 7 (with OVIS occlusion ranges).
     """
-    T = len(IOU_THRS)
     A = n_ranges
     # units: (cat, video) of GT and of kept predictions
     g_key = gt.cat.astype(np.int64) * (1 << 32) + gt.video
     d_key = dt.cat[order].astype(np.int64) * (1 << 32) + dt.video[order]
-    keys = np.unique(np.concatenate([g_key, d_key]))
+    keys = sorted_unique(np.concatenate([g_key, d_key]))
     U = len(keys)
     unit_cat = (keys >> 32).astype(np.int64)
     unit_video = (keys & 0xFFFFFFFF).astype(np.int64)
@@ -286,79 +285,33 @@ def match(gt: GTTable, dt: PredTable, order: np.ndarray, pairs: PairIoU, n_range
     crowd = gt.crowd[g_rows]
     gid_nz = gt.ids[g_rows] != 0  # official stores the GT id as the match: an id of 0 reads "unmatched"
 
-    Gm = max(1, int(n_gt.max(initial=0)))
-    Dm = int(n_det.max(initial=0))
-    # padded per-unit tensors
-    iou_pad = np.full((U, Dm, Gm), -1.0)
-    uu, rr, jj = np.nonzero((np.arange(Dm)[None, :, None] < n_det[:, None, None])
-                            & (np.arange(Gm)[None, None, :] < n_gt[:, None, None]))  # fmt: skip
-    d_pair = order[det_start[uu] + rr]
-    g_pair = g_rows[gt_start[uu] + jj]
-    vals, zero = pairs.ious(gt, dt, d_pair, g_pair)
-    iou_pad[uu, rr, jj] = vals
+    # every unit's [D_u, G_u] IoU matrix (predictions in score order, GT in file order), flat
+    n_pair = n_det * n_gt
+    pair_start = np.zeros(U + 1, dtype=np.int64)
+    np.cumsum(n_pair, out=pair_start[1:])
+    pu = np.repeat(np.arange(U), n_pair)
+    k = np.arange(int(pair_start[-1])) - pair_start[pu]
+    rr, jj = np.divmod(k, np.maximum(n_gt[pu], 1))
+    vals, zero = pairs.ious(gt, dt, order[det_start[pu] + rr], g_rows[gt_start[pu] + jj])
     warnings = [
         f"Mask sizes in video {gt.video_ids[unit_video[u]]} and category {gt.cat_ids[unit_cat[u]]} may not match!"
-        for u in uu[zero].tolist()
+        for u in pu[zero].tolist()
     ]
-    ious = [iou_pad[u, : n_det[u], : n_gt[u]] for u in range(U)]
-    slot = np.arange(Gm)[None, :]
-    valid_g = slot < n_gt[:, None]  # [U, Gm]
-    gidx = np.minimum(gt_start[:-1, None] + slot, max(len(g_rows) - 1, 0))  # [U, Gm] flat GT row
-    if len(g_rows):
-        ig_pad = np.where(valid_g[:, :, None], gtig[gidx], True)  # [U, Gm, A]
-        crowd_pad = valid_g & crowd[gidx]
-        gidnz_pad = valid_g & gid_nz[gidx]
-    else:
-        ig_pad = np.ones((U, Gm, A), dtype=bool)
-        crowd_pad = gidnz_pad = np.zeros((U, Gm), dtype=bool)
-    ig_t = np.broadcast_to(ig_pad.transpose(0, 2, 1)[:, :, None, :], (U, A, T, Gm))  # [U, A, T, Gm]
-
-    taken = np.zeros((U, A, T, Gm), dtype=bool)
-    dtm = np.zeros((len(order), A, T), dtype=bool)
-    dtig = np.zeros((len(order), A, T), dtype=bool)
-    by_ndet = np.argsort(-n_det, kind="stable")
-    for r in range(Dm):
-        active = by_ndet[: int(np.count_nonzero(n_det > r))]
-        vals = iou_pad[active, r, :][:, None, None, :]  # [n, 1, 1, Gm]
-        avail = ~(taken[active] & ~crowd_pad[active][:, None, None, :]) & valid_g[active][:, None, None, :]
-        cand = avail & (vals >= _THR_EFF[None, None, :, None])
-        igs = ig_t[active]
-        m_reg, has_reg = _last_argmax(cand & ~igs, vals)
-        m_ign, has_ign = _last_argmax(cand & igs, vals)
-        mm = np.where(has_reg, m_reg, m_ign)  # [n, A, T]
-        has = has_reg | has_ign
-        flat = det_start[active] + r
-        au, aa, at = np.nonzero(has)
-        mg = mm[au, aa, at]
-        taken[active[au], aa, at, mg] = True
-        dtm[flat[au], aa, at] = gidnz_pad[active[au], mg]
-        dtig[flat[au], aa, at] = ig_pad[active[au], mg, aa]
+    ious = [vals[s:e].reshape(d, g) for s, e, d, g in
+            zip(pair_start[:-1].tolist(), pair_start[1:].tolist(), n_det.tolist(), n_gt.tolist(), strict=True)]  # fmt: skip
+    out = rle_kernels.match(vals, det_start, gt_start, gtig, crowd, gid_nz, _THR_EFF)
+    dtm, dtig, gtm = out.dtm, out.dtig, out.gtm
     # unmatched predictions outside the area range are ignored
     d_area = dt.avg_area[order]
     for a in range(A):
         alo, ahi = RANGES[a][0]
         out_rng = (d_area < alo) | (d_area > ahi)
         dtig[:, a, :] |= ~dtm[:, a, :] & out_rng[:, None]
-    gtm = np.zeros((len(g_rows), A, T), dtype=bool)
-    if len(g_rows):
-        gu = np.repeat(np.arange(U), n_gt)
-        gtm = taken[gu, :, :, np.arange(len(g_rows)) - gt_start[gu]]
     return Matches(
         unit_video=unit_video, unit_cat=unit_cat, det_start=det_start, det_pred=order,
         det_rank=det_rank, det_score=dt.score[order], dtm=dtm, dtig=dtig, gt_start=gt_start,
         gt_row=g_rows, gtig=gtig, gtm=gtm, ious=ious, warnings=warnings,
     )  # fmt: skip
-
-
-def _last_argmax(cand: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index of the last maximal ``vals`` among ``cand`` along the last axis (the official loop's
-    ``>=`` update makes the later GT win a tie), and whether there is any candidate."""
-    v = np.where(cand, vals, -np.inf)
-    best = v.max(axis=-1, keepdims=True)
-    hit = cand & (v == best)
-    n = hit.shape[-1]
-    last = n - 1 - np.argmax(hit[..., ::-1], axis=-1)
-    return np.asarray(last), np.asarray(cand.any(axis=-1))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -372,107 +325,23 @@ class Accumulated:
 
 
 def accumulate(mt: Matches, n_cats: int, n_ranges: int) -> Accumulated:
-    """Precision at the recall thresholds and final recall, per category, range and maxDets.
-
-    Per category, all (maxDets, range, threshold) curves at once: the maxDets selections are
-    padded to the longest with ignored predictions (neither TP nor FP: they change no curve)."""
-    T, R, A, M = len(IOU_THRS), len(REC_THRS), n_ranges, len(MAX_DETS)
-    precision = -np.ones((T, R, n_cats, A, M))
-    recall = -np.ones((T, n_cats, A, M))
+    """Precision at the recall thresholds and final recall, per category, range and maxDets (the
+    official loops, in C: :func:`rle.accumulate`)."""
     # regular GT per (category, range)
     g_unit = np.repeat(np.arange(len(mt.unit_cat)), np.diff(mt.gt_start))
-    npig = np.zeros((n_cats, A), dtype=np.int64)
+    npig = np.zeros((n_cats, n_ranges), dtype=np.int64)
     if len(g_unit):
         np.add.at(npig, mt.unit_cat[g_unit], ~mt.gtig)
     d_unit = np.repeat(np.arange(len(mt.unit_cat)), np.diff(mt.det_start))
     d_cat = mt.unit_cat[d_unit] if len(d_unit) else np.zeros(0, np.int64)
+    # the official concatenates a category's videos in ascending id order (the order of the units)
+    # and stable-sorts by score: ties keep (video, rank) order
+    order = np.lexsort((-mt.det_score, d_cat))
     cat_start = np.searchsorted(d_cat, np.arange(n_cats + 1))
-    for k in np.flatnonzero(npig.any(axis=1)).tolist():
-        s, e = cat_start[k], cat_start[k + 1]
-        rank, score = mt.det_rank[s:e], mt.det_score[s:e]
-        sels = []
-        for max_det in MAX_DETS:
-            sel = np.flatnonzero(rank < max_det)
-            # already in (video, rank) order: a stable sort by score orders ties like the official
-            sels.append(sel[np.argsort(-score[sel], kind="mergesort")] + s)
-        nds = np.array([len(x) for x in sels], dtype=np.int64)
-        D = int(nds.max())
-        idx = np.zeros((M, D), dtype=np.int64)
-        pad = np.arange(D)[None, :] >= nds[:, None]  # [M, D]
-        if D:
-            idx[~pad] = np.concatenate(sels)
-        live_a = np.flatnonzero(npig[k] > 0)
-        if D == 0:  # GT and no predictions: precision and recall 0
-            precision[:, :, k, live_a, :] = 0.0
-            recall[:, k, live_a, :] = 0.0
-            continue
-        # [M, D, A', T] -> [M, A', T, D]
-        dtm = mt.dtm[idx][:, :, live_a].transpose(0, 2, 3, 1)
-        dtig = (mt.dtig[idx][:, :, live_a] | pad[:, :, None, None]).transpose(0, 2, 3, 1)
-        n_a = len(live_a)
-        rows_np = np.broadcast_to(npig[k, live_a][None, :, None], (M, n_a, T)).reshape(-1)
-        rows_nd = np.broadcast_to(nds[:, None, None], (M, n_a, T)).reshape(-1)
-        q, rc = _pr_curve(dtm.reshape(-1, D), dtig.reshape(-1, D), rows_np, rows_nd)
-        # [M, A', T, R] -> precision[T, R, k, A', M]
-        precision[:, :, k, live_a, :] = q.reshape(M, n_a, T, R).transpose(2, 3, 1, 0)
-        recall[:, k, live_a, :] = rc.reshape(M, n_a, T).transpose(2, 1, 0)
+    precision, recall = rle_kernels.accumulate(
+        mt.dtm, mt.dtig, order, cat_start, mt.det_rank, npig, np.array(MAX_DETS), REC_THRS
+    )
     return Accumulated(precision, recall)
-
-
-def _pr_curve(
-    dtm: np.ndarray, dtig: np.ndarray, npig: int | np.ndarray, nd: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """[N, D] matched/ignored flags in score order -> precision [N, R] at REC_THRS, recall [N].
-
-    ``npig``: regular GT count (one, or one per row); ``nd``: per row, the number of real
-    predictions (default D; the columns beyond are padding, flagged ignored)."""
-    N, D = dtm.shape
-    npig_r = np.broadcast_to(np.asarray(npig, dtype=np.int64), (N,))
-    nd_r = np.full(N, D, dtype=np.int64) if nd is None else np.asarray(nd, dtype=np.int64)
-    q = np.zeros((N, len(REC_THRS)))
-    if D == 0 or N == 0:
-        return q, np.zeros(N)
-    tpm = dtm & ~dtig
-    tp = np.cumsum(tpm, axis=1).astype(np.float64)
-    fp = np.cumsum(~dtm & ~dtig, axis=1).astype(np.float64)
-    rc = tp / npig_r[:, None]
-    pr = tp / (fp + tp + np.spacing(1))
-    pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]  # monotone envelope from the right
-    # official: searchsorted(rc[t], REC_THRS, side="left") per row. rc = fl(tp / npig) is monotone in
-    # the integer tp, so rc < thr <=> tp < k(thr), the least k with fl(k / npig) >= thr (exact).
-    # The first column with tp >= k is that of the k-th true positive (column 0 for k = 0).
-    # Padding columns add no TP, so that column is a real one whenever k is reached.
-    if (npig_r == npig_r[0]).all():
-        k = np.broadcast_to(_min_count(int(npig_r[0])), (N, len(REC_THRS)))
-    else:
-        uniq, inv = np.unique(npig_r, return_inverse=True)
-        k = np.stack([_min_count(int(u)) for u in uniq.tolist()])[inv.reshape(-1)]  # [N, R]
-    ntp = np.count_nonzero(tpm, axis=1)
-    tp_col = np.nonzero(tpm)[1]  # row-major: each row's TP columns, ascending
-    first = np.cumsum(ntp) - ntp
-    reach = k <= ntp[:, None]
-    at = np.where(reach, first[:, None] + np.maximum(k - 1, 0), 0)
-    col = np.where(k == 0, 0, tp_col[np.minimum(at, max(len(tp_col) - 1, 0))] if len(tp_col) else 0)
-    ok = reach & (col < nd_r[:, None])  # the official bare ``except: pass`` leaves 0 past the last recall
-    rows = np.broadcast_to(np.arange(N)[:, None], col.shape)
-    q[ok] = pr[rows[ok], col[ok]]
-    rc_last = rc[np.arange(N), np.maximum(nd_r - 1, 0)]
-    return q, np.where(nd_r > 0, rc_last, 0.0)
-
-
-_MIN_COUNT: dict[int, np.ndarray] = {}
-
-
-def _min_count(npig: int) -> np.ndarray:
-    """[R] the least integer k >= 0 with fl(k / npig) >= REC_THRS[r] (float64 division)."""
-    got = _MIN_COUNT.get(npig)
-    if got is None:
-        k0 = np.ceil(REC_THRS * npig).astype(np.int64)
-        cand = np.maximum(k0[:, None] + np.arange(-2, 3)[None, :], 0)  # fl() is off by < 1
-        good = cand / npig >= REC_THRS[:, None]
-        got = np.where(good.any(axis=1), cand[np.arange(len(k0)), good.argmax(axis=1)], k0 + 3)
-        _MIN_COUNT[npig] = got
-    return got
 
 
 def _mean_defined(s: np.ndarray) -> float:
