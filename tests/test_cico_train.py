@@ -295,6 +295,11 @@ def test_small_variant_defaults_and_official_schedule_unchanged() -> None:
     ad = build(get_variant_cfg(TINY))
     assert ad.detect_cfg.conf_thresh == ad.tracker.cfg.conf_thresh == TINY_CONF_THRESH
     assert build(get_variant_cfg(TINY), conf_thresh="0.2").detect_cfg.conf_thresh == 0.2
+    # a model trained at another input size (--opt min_size/max_size) predicts at that size
+    sized = build(get_variant_cfg(TINY), min_size="64", max_size="128")
+    assert sized.cfg.input_size is not None and sized.cfg.input_size.pad_min == (64, 128)
+    assert (sized.cfg.input_size.min_size, sized.cfg.input_size.max_size) == (64, 128)
+    assert get_variant_cfg(TINY).input_size == ad.cfg.input_size  # the registered variant unchanged
     official = get_variant_cfg("cico_yolact_r50.ytvis2019")
     s = build_trainer(official).schedule(600, 6)
     assert (s.lr, s.warmup_steps, s.warmup_init_lr, s.grad_clip) == (1e-3, 500, 1e-4, None)

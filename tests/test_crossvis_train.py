@@ -12,6 +12,7 @@ import torch
 
 from benchmark.data.toyvis import generate_toyvis
 from benchmark.data.ytvis import YTVISDataset
+from benchmark.errors import InputError
 from benchmark.registry import get_variant_cfg
 from methods.crossvis.targets import assign_targets, mass_centres
 from methods.crossvis.train import LOSS_NAMES, build_trainer, sample_ref_frame
@@ -124,3 +125,16 @@ def _train_a_few_steps(toy: Path) -> None:
 
 def test_ddp_two_gloo_processes_equal_one_process_with_two_micro_batches(toy: Path, tmp_path: Path) -> None:
     assert_ddp_equals_micro_batches(TINY, toy / "annotations/train.json", tmp_path, width=32)
+
+
+def test_small_variant_input_size_options() -> None:
+    from methods.crossvis.small import build
+
+    cfg = get_variant_cfg(TINY)
+    assert cfg.input_size is not None
+    ad = build(cfg)
+    assert (ad.min_size, ad.max_size) == (cfg.input_size.min_size, cfg.input_size.max_size)
+    sized = build(cfg, min_size="64", max_size="128")
+    assert (sized.min_size, sized.max_size) == (64, 128)
+    with pytest.raises(InputError, match="unknown CrossVIS option"):
+        build(cfg, size=3)

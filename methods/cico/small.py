@@ -157,7 +157,9 @@ def build(cfg: VariantCfg, *, device: str = "cpu", **kwargs: Any) -> Any:
     from methods.cico.adapter import CiCoAdapter, _flag
 
     opts = {
-        k: kwargs.pop(k) for k in ("keep_debug", "cache_frames", "conf_thresh", "nms_thresh") if k in kwargs
+        k: kwargs.pop(k)
+        for k in ("keep_debug", "cache_frames", "conf_thresh", "nms_thresh", "min_size", "max_size")
+        if k in kwargs
     }
     if kwargs:
         raise InputError(f"unknown CiCo option(s) {sorted(kwargs)}", entry="options")
@@ -168,4 +170,9 @@ def build(cfg: VariantCfg, *, device: str = "cpu", **kwargs: Any) -> Any:
     nms = float(opts.get("nms_thresh", TINY_NMS_THRESH))
     ad.detect_cfg = replace(ad.detect_cfg, conf_thresh=conf, nms_thresh=nms)
     ad.tracker.cfg = replace(ad.tracker.cfg, conf_thresh=conf)
+    if ("min_size" in opts or "max_size" in opts) and cfg.input_size is not None:
+        # the input size of a model trained with --opt min_size=... / max_size=...
+        lo = int(opts.get("min_size", cfg.input_size.min_size))
+        hi = int(opts.get("max_size", cfg.input_size.max_size))
+        ad.cfg = replace(cfg, input_size=replace(cfg.input_size, min_size=lo, max_size=hi, pad_min=(lo, hi)))
     return ad

@@ -81,7 +81,12 @@ def build(cfg: VariantCfg, *, device: str = "cpu", width: int | str = 64, **kwar
     from methods.crossvis.adapter import CrossVISAdapter, _flag
 
     keep_debug = kwargs.pop("keep_debug", False)
+    sizes = {k: int(kwargs.pop(k)) for k in ("min_size", "max_size") if k in kwargs}
     if kwargs:
         raise InputError(f"unknown CrossVIS option(s) {sorted(kwargs)}", entry="options")
     model = TinyCrossVISNet(TinyCrossVISConfig(num_classes=cfg.num_classes or 40, width=int(width)))
-    return CrossVISAdapter(cfg, model, device=device, keep_debug=_flag(keep_debug))
+    ad = CrossVISAdapter(cfg, model, device=device, keep_debug=_flag(keep_debug))
+    # the input size of a model trained with --opt min_size=... / max_size=...
+    ad.min_size = sizes.get("min_size", ad.min_size)
+    ad.max_size = sizes.get("max_size", ad.max_size)
+    return ad
