@@ -463,8 +463,10 @@ class CrossVISTrainer:
         return 4 if self.tiny else 16
 
     def schedule(self, num_samples: int, global_batch: int) -> Schedule:
-        if self.tiny:  # not official; a first guess for ToyVIS
-            return Schedule(lr=0.01, max_steps=600, warmup_steps=50, warmup_init_lr=0.001, decay_steps=(450,))
+        if self.tiny:  # not official: the small ToyVIS model, see TINY_SCHEDULE in methods/crossvis/small.py
+            from methods.crossvis.small import TINY_SCHEDULE
+
+            return TINY_SCHEDULE
         return Schedule(lr=0.005, max_steps=23000, warmup_steps=1000, warmup_init_lr=0.005 * 0.001,
                         decay_steps=(15000, 21000))  # fmt: skip
 
