@@ -108,7 +108,11 @@ class Schedule:
         params = [p for p in model.parameters() if p.requires_grad]
         groups: list[dict[str, Any]] = [{"params": params}]
         if self.norm_weight_decay is not None:
-            norm_types = (nn.BatchNorm2d, nn.BatchNorm3d, nn.GroupNorm, nn.LayerNorm)
+            # the normalisation layers detectron2's WEIGHT_DECAY_NORM covers
+            norm_types = (
+                nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm,
+                nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d,
+            )  # fmt: skip
             norm_ids = {
                 id(p)
                 for m in model.modules()

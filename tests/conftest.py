@@ -131,3 +131,16 @@ def unimplemented_variant() -> Iterator[str]:
     yield name
     reg._VARIANTS.pop(name, None)
     reg._ORIGIN.pop(name, None)
+
+
+def two_threads() -> Iterator[None]:
+    """torch at 2 intra-op threads for a module, restored after. The parity fixtures' scores and
+    boxes are matched at 1e-5 / 1e-3; at 1 thread a few differ by a little more (float sums in
+    another order), so the parity modules pin the count instead of inheriting whatever an earlier
+    test (``visrepro train --threads``) or the machine's core count left."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)

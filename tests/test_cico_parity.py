@@ -23,10 +23,15 @@ import torch
 from _parity_weights import fixture_state_dict
 from pycocotools import mask as mask_utils
 
+from tests.conftest import two_threads
+
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures" / "parity"
 MANIFESTS = FIXTURES / "cico_manifests"
 HEADS = ("condinst", "yolact")
+
+# fixed thread count for the parity comparisons (see tests/conftest.py: two_threads)
+_two_threads = pytest.fixture(scope="module", autouse=True)(two_threads)
 
 
 def _fixture(head: str) -> Path:

@@ -23,6 +23,8 @@ import torch
 from _parity_weights import build_state_dict, load_manifest, load_overrides
 from pycocotools import mask as mask_utils
 
+from tests.conftest import two_threads
+
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE / "fixtures" / "parity" / "crossvis_r50_seed0"
 MANIFEST = FIXTURE / "manifests" / "crossvis_R_50_1x.json"
@@ -30,6 +32,9 @@ VARIANT = "crossvis_r50.ytvis2019"
 META: dict[str, Any] = json.loads((FIXTURE / "meta.json").read_text())
 TOL = META["tolerances"]
 NUM_FRAMES = len(META["frames"])
+
+# fixed thread count for the parity comparisons (see tests/conftest.py: two_threads)
+_two_threads = pytest.fixture(scope="module", autouse=True)(two_threads)
 
 
 def rebuild_weights() -> tuple[dict[str, torch.Tensor], str]:

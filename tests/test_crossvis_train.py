@@ -138,3 +138,19 @@ def test_small_variant_input_size_options() -> None:
     assert (sized.min_size, sized.max_size) == (64, 128)
     with pytest.raises(InputError, match="unknown CrossVIS option"):
         build(cfg, size=3)
+
+
+def test_official_schedule_has_no_weight_decay_on_norms() -> None:
+    """detectron2's WEIGHT_DECAY_NORM = 0: the heads' GroupNorm parameters get no decay."""
+    from methods.crossvis.small import TinyCrossVISConfig, TinyCrossVISNet
+
+    s = build_trainer(get_variant_cfg("crossvis_r50.ytvis2019")).schedule(1000, 16)
+    assert (s.optimizer, s.weight_decay, s.norm_weight_decay) == ("sgd", 1e-4, 0.0)
+    net = TinyCrossVISNet(TinyCrossVISConfig(num_classes=6))
+    plain, norm = s.build_optimizer(net).param_groups
+    gn = net.proposal_generator.fcos_head.cls_tower[1]
+    assert isinstance(gn, torch.nn.GroupNorm)
+    assert {id(gn.weight), id(gn.bias)} <= {id(p) for p in norm["params"]} and norm["weight_decay"] == 0.0
+    assert plain["weight_decay"] == 1e-4 and len(plain["params"]) + len(norm["params"]) == len(
+        [p for p in net.parameters() if p.requires_grad]
+    )

@@ -47,9 +47,10 @@ TINY_NMS_THRESH = 0.5
 # lr 3e-3, 1200 steps -> AP 11.5; lr 1e-3, 1200 steps -> 15.1 (AP50 33.0, AP75 10.9); the same
 # without augmentation for 2400 steps -> 9.1 (it over-fits the 48 videos: keep the official
 # augmentation); lr 1e-3, 2400 steps -> 23.1 (AP50 42.5, AP75 20.2, AR10 27.1), 802 CPU s at 1
-# thread. The default is 2000 steps (x0.1 at 1650) to stay within 10 minutes at 2 threads; its AP is
-# what `dvc repro` reports (results/cico_tiny_toyvis/metrics.json). Input 192x320 costs ~4x per step (~3 s/step at 1 thread under load): not affordable
-# in the 10-minute budget. The goal AP >= 40 is NOT reached; the losses still fall at the end.
+# thread. The default is 2000 steps (x0.1 at 1650) to stay within 10 minutes at 2 threads; its
+# AP is what `dvc repro` reports (results/cico_tiny_toyvis/metrics.json). Input 192x320 costs ~4x
+# per step (~3 s/step at 1 thread under load): not affordable in the 10-minute budget. The goal
+# AP >= 40 is NOT reached; the losses still fall at the end.
 TINY_SCHEDULE = Schedule(
     lr=1e-3,
     warmup_steps=30,

@@ -22,7 +22,7 @@ here they are per process (micro-batch), so DDP equals gradient accumulation exa
 
 Schedule (``Base-CrossVIS.yaml``): SGD momentum 0.9, weight decay 1e-4, lr 0.005 at 16 pairs,
 23000 iterations, x0.1 at 15000 and 21000, linear warm-up over 1000 iterations from 0.001 x lr.
-(detectron2 uses no weight decay on norm parameters; benchmark/train.py applies one value.)
+0 on the norm layers' parameters (detectron2's ``WEIGHT_DECAY_NORM``).
 
 ``--init``: a CondInst COCO checkpoint (detectron2 layout): every key must exist here with its
 shape, except the 80-class ``cls_logits`` (left at its init, as detectron2 skips shape
@@ -467,8 +467,9 @@ class CrossVISTrainer:
             from methods.crossvis.small import TINY_SCHEDULE
 
             return TINY_SCHEDULE
+        # detectron2's SOLVER.WEIGHT_DECAY_NORM = 0: no decay on the GroupNorm / BatchNorm parameters
         return Schedule(lr=0.005, max_steps=23000, warmup_steps=1000, warmup_init_lr=0.005 * 0.001,
-                        decay_steps=(15000, 21000))  # fmt: skip
+                        decay_steps=(15000, 21000), norm_weight_decay=0.0)  # fmt: skip
 
     def config(self) -> dict[str, Any]:
         return {"min_size": self.min_size, "max_size": self.max_size, "augment": self.augment,
