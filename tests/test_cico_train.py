@@ -305,3 +305,18 @@ def test_small_variant_defaults_and_official_schedule_unchanged() -> None:
     assert (s.lr, s.warmup_steps, s.warmup_init_lr, s.grad_clip) == (1e-3, 500, 1e-4, None)
     with pytest.raises(InputError, match="small"):
         build_trainer(official, grad_clip="5")
+
+
+def test_small_variant_network_options_reach_trainer_and_builder() -> None:
+    """``--opt tower_layers=2 width=32`` trains a network the builder rebuilds with the same options."""
+    from methods.cico.small import build
+
+    cfg = get_variant_cfg(TINY)
+    trained = build_trainer(cfg, tower_layers="2", width="32").build_model().state_dict()
+    same = build(cfg, tower_layers="2", width="32").net.state_dict()
+    assert {k: v.shape for k, v in trained.items()} == {k: v.shape for k, v in same.items()}
+    default = build(cfg).net.state_dict()
+    assert set(default) - set(same), "the default towers have 4 layers"
+    assert not any(k.startswith("prediction_layers.bbox_extra.4.") for k in same)
+    with pytest.raises(InputError, match="small"):
+        build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), tower_layers="2")

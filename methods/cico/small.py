@@ -49,8 +49,11 @@ TINY_NMS_THRESH = 0.5
 # augmentation); lr 1e-3, 2400 steps -> 23.1 (AP50 42.5, AP75 20.2, AR10 27.1), 802 CPU s at 1
 # thread. The default is 2000 steps (x0.1 at 1650) to stay within 10 minutes at 2 threads; its
 # AP is what `dvc repro` reports (results/cico_tiny_toyvis/metrics.json). Input 192x320 costs ~4x
-# per step (~3 s/step at 1 thread under load): not affordable in the 10-minute budget. The goal
-# AP >= 40 is NOT reached; the losses still fall at the end.
+# per step (~3 s/step at 1 thread under load): not affordable in the 10-minute budget. Session 3
+# (AP on a 48-video valid split, 170 tracks): the default schedule trained on 48 videos -> 17.0
+# (train-split AP 29.7: under-fitting, unlike CrossVIS), on 192 videos -> 18.0; 144x240 input
+# with 2-layer towers (``tower_layers=2``), 1500 steps -> 15.2. The goal AP >= 40 is NOT
+# reached; the losses still fall at the end.
 TINY_SCHEDULE = Schedule(
     lr=1e-3,
     warmup_steps=30,
@@ -157,7 +160,8 @@ def tiny_config_of(cfg: VariantCfg, **overrides: Any) -> TinyCiCoConfig:
 def build(cfg: VariantCfg, *, device: str = "cpu", **kwargs: Any) -> Any:
     """Builder of the small CiCo variants (random weights; load a ``visrepro train`` model after).
 
-    Options: ``keep_debug``, ``cache_frames`` (as every CiCo variant), and the small variant's own
+    Options: ``keep_debug``, ``cache_frames`` (as every CiCo variant), the network of a model
+    trained with ``--opt width=`` / ``tower_layers=`` (same names), and the small variant's own
     test-time thresholds ``conf_thresh`` (Detect and Track), ``nms_thresh`` (defaults
     :data:`TINY_CONF_THRESH`, :data:`TINY_NMS_THRESH`; the official variants keep 0.1 / 0.5).
     """
@@ -168,9 +172,10 @@ def build(cfg: VariantCfg, *, device: str = "cpu", **kwargs: Any) -> Any:
         for k in ("keep_debug", "cache_frames", "conf_thresh", "nms_thresh", "min_size", "max_size")
         if k in kwargs
     }
+    net = {k: int(kwargs.pop(k)) for k in ("width", "tower_layers") if k in kwargs}
     if kwargs:
         raise InputError(f"unknown CiCo option(s) {sorted(kwargs)}", entry="options")
-    model = TinyCiCoNet(tiny_config_of(cfg))
+    model = TinyCiCoNet(tiny_config_of(cfg, **net))
     ad = CiCoAdapter(cfg, model, device=device, keep_debug=_flag(opts.get("keep_debug", False)))
     ad.cache_frames = _flag(opts.get("cache_frames", True))
     conf = float(opts.get("conf_thresh", TINY_CONF_THRESH))

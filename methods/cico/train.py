@@ -391,8 +391,10 @@ def _opt_bool(v: Any) -> bool:
 class CiCoTrainer:
     """:class:`benchmark.train.MethodTrainer` for every ``cico_*`` variant."""
 
-    OPTIONS = ("augment", "cache", "freeze_bn", "min_size", "max_size", "width", "grad_clip", "warmup")
-    TINY_ONLY = ("width", "grad_clip", "warmup")
+    OPTIONS = (
+        "augment", "cache", "freeze_bn", "min_size", "max_size", "width", "tower_layers", "grad_clip", "warmup"
+    )  # fmt: skip
+    TINY_ONLY = ("width", "tower_layers", "grad_clip", "warmup")
 
     def __init__(self, cfg: VariantCfg, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.OPTIONS))
@@ -417,7 +419,7 @@ class CiCoTrainer:
         if self.tiny:
             from methods.cico.small import tiny_config_of
 
-            extra = {"width": int(options["width"])} if "width" in options else {}
+            extra = {k: int(options[k]) for k in ("width", "tower_layers") if k in options}
             self.net_cfg = tiny_config_of(cfg, **extra)
         else:
             self.net_cfg = config_of(cfg)
