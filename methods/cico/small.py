@@ -31,6 +31,7 @@ __all__ = [
     "TinyCiCoNet",
     "TinyResNet",
     "build",
+    "net_overrides",
     "tiny_config_of",
 ]
 
@@ -149,6 +150,26 @@ class TinyCiCoNet(CiCoNet):
         self.set_fast3d(False)
 
 
+NET_OPTIONS = ("width", "tower_layers")
+
+
+def net_overrides(options: dict[str, Any]) -> dict[str, int]:
+    """Pop the network options (``width``, ``tower_layers``: positive integers) from ``options``;
+    the trainer's ``--opt`` and the builder's ``--adapter-arg`` take the same ones."""
+    out: dict[str, int] = {}
+    for k in NET_OPTIONS:
+        if k not in options:
+            continue
+        v = options.pop(k)
+        try:
+            out[k] = int(v)
+        except (TypeError, ValueError):
+            out[k] = 0
+        if out[k] < 1 or str(v).strip() != str(out[k]):
+            raise InputError(f"option {k}={v!r}: expected a positive integer", entry="options")
+    return out
+
+
 def tiny_config_of(cfg: VariantCfg, **overrides: Any) -> TinyCiCoConfig:
     """The network of a ``cico_{yolact,condinst}_tiny.*`` variant."""
     head = cfg.name.split(".")[0].split("_")[1]
@@ -172,7 +193,7 @@ def build(cfg: VariantCfg, *, device: str = "cpu", **kwargs: Any) -> Any:
         for k in ("keep_debug", "cache_frames", "conf_thresh", "nms_thresh", "min_size", "max_size")
         if k in kwargs
     }
-    net = {k: int(kwargs.pop(k)) for k in ("width", "tower_layers") if k in kwargs}
+    net = net_overrides(kwargs)
     if kwargs:
         raise InputError(f"unknown CiCo option(s) {sorted(kwargs)}", entry="options")
     model = TinyCiCoNet(tiny_config_of(cfg, **net))

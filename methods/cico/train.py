@@ -417,10 +417,9 @@ class CiCoTrainer:
         self.warmup = int(options["warmup"]) if "warmup" in options else None
         self.net_cfg: CiCoConfig
         if self.tiny:
-            from methods.cico.small import tiny_config_of
+            from methods.cico.small import net_overrides, tiny_config_of
 
-            extra = {k: int(options[k]) for k in ("width", "tower_layers") if k in options}
-            self.net_cfg = tiny_config_of(cfg, **extra)
+            self.net_cfg = tiny_config_of(cfg, **net_overrides(dict(options)))
         else:
             self.net_cfg = config_of(cfg)
         self.loss_cfg = LossConfig(
