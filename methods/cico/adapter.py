@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from benchmark.adapter import Clip, InstanceOutput, MethodAdapter, masks_to_rles
 from benchmark.data.frames import VideoSample
 from benchmark.errors import InputError
+from benchmark.options import opt_bool
 from benchmark.variant_cfg import VariantCfg
 from methods.cico.convert import DROPS, RENAMES, is_legacy_proto_conv
 from methods.cico.detect import DetectConfig, Detections, detect
@@ -216,16 +217,6 @@ class CiCoAdapter(MethodAdapter):
         return res
 
 
-def _flag(v: bool | str) -> bool:
-    if isinstance(v, bool):
-        return v
-    if str(v).lower() in ("1", "true", "yes", "on"):
-        return True
-    if str(v).lower() in ("0", "false", "no", "off"):
-        return False
-    raise InputError(f"expected a boolean, got {v!r}", entry="options")
-
-
 def build(
     cfg: VariantCfg,
     *,
@@ -244,8 +235,8 @@ def build(
     """
     if kwargs:
         raise InputError(f"unknown CiCo option(s) {sorted(kwargs)}", entry="options")
-    model = CiCoNet(config_of(cfg, _flag(legacy_3d_proto_conv)))
-    model.set_fast3d(_flag(fast3d))
-    ad = CiCoAdapter(cfg, model, device=device, keep_debug=_flag(keep_debug))
-    ad.cache_frames = _flag(cache_frames)
+    model = CiCoNet(config_of(cfg, opt_bool(legacy_3d_proto_conv, "legacy_3d_proto_conv")))
+    model.set_fast3d(opt_bool(fast3d, "fast3d"))
+    ad = CiCoAdapter(cfg, model, device=device, keep_debug=opt_bool(keep_debug, "keep_debug"))
+    ad.cache_frames = opt_bool(cache_frames, "cache_frames")
     return ad

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import InputError
+from benchmark.options import opt_bool, opt_float, opt_int
 from benchmark.train import Schedule
 from benchmark.variant_cfg import VariantCfg
 from methods.cico.fpn import FPN
@@ -160,13 +161,7 @@ def net_overrides(options: dict[str, Any]) -> dict[str, int]:
     for k in NET_OPTIONS:
         if k not in options:
             continue
-        v = options.pop(k)
-        try:
-            out[k] = int(v)
-        except (TypeError, ValueError):
-            out[k] = 0
-        if out[k] < 1 or str(v).strip() != str(out[k]):
-            raise InputError(f"option {k}={v!r}: expected a positive integer", entry="options")
+        out[k] = opt_int(options.pop(k), k, minimum=1)
     return out
 
 
@@ -186,7 +181,7 @@ def build(cfg: VariantCfg, *, device: str = "cpu", **kwargs: Any) -> Any:
     test-time thresholds ``conf_thresh`` (Detect and Track), ``nms_thresh`` (defaults
     :data:`TINY_CONF_THRESH`, :data:`TINY_NMS_THRESH`; the official variants keep 0.1 / 0.5).
     """
-    from methods.cico.adapter import CiCoAdapter, _flag
+    from methods.cico.adapter import CiCoAdapter
 
     opts = {
         k: kwargs.pop(k)
@@ -197,15 +192,17 @@ def build(cfg: VariantCfg, *, device: str = "cpu", **kwargs: Any) -> Any:
     if kwargs:
         raise InputError(f"unknown CiCo option(s) {sorted(kwargs)}", entry="options")
     model = TinyCiCoNet(tiny_config_of(cfg, **net))
-    ad = CiCoAdapter(cfg, model, device=device, keep_debug=_flag(opts.get("keep_debug", False)))
-    ad.cache_frames = _flag(opts.get("cache_frames", True))
-    conf = float(opts.get("conf_thresh", TINY_CONF_THRESH))
-    nms = float(opts.get("nms_thresh", TINY_NMS_THRESH))
+    ad = CiCoAdapter(
+        cfg, model, device=device, keep_debug=opt_bool(opts.get("keep_debug", False), "keep_debug")
+    )
+    ad.cache_frames = opt_bool(opts.get("cache_frames", True), "cache_frames")
+    conf = opt_float(opts.get("conf_thresh", TINY_CONF_THRESH), "conf_thresh", minimum=0.0, maximum=1.0)
+    nms = opt_float(opts.get("nms_thresh", TINY_NMS_THRESH), "nms_thresh", minimum=0.0, maximum=1.0)
     ad.detect_cfg = replace(ad.detect_cfg, conf_thresh=conf, nms_thresh=nms)
     ad.tracker.cfg = replace(ad.tracker.cfg, conf_thresh=conf)
     if ("min_size" in opts or "max_size" in opts) and cfg.input_size is not None:
         # the input size of a model trained with --opt min_size=... / max_size=...
-        lo = int(opts.get("min_size", cfg.input_size.min_size))
-        hi = int(opts.get("max_size", cfg.input_size.max_size))
+        lo = opt_int(opts.get("min_size", cfg.input_size.min_size), "min_size", minimum=1)
+        hi = opt_int(opts.get("max_size", cfg.input_size.max_size), "max_size", minimum=1)
         ad.cfg = replace(cfg, input_size=replace(cfg.input_size, min_size=lo, max_size=hi, pad_min=(lo, hi)))
     return ad

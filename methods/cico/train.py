@@ -47,6 +47,7 @@ from benchmark.checkpoint import read_checkpoint
 from benchmark.data.ytvis import YTVISDataset
 from benchmark.errors import InputError
 from benchmark.masks import decode_rle, to_compressed_rle
+from benchmark.options import opt_bool, opt_float, opt_int
 from benchmark.train import Schedule
 from benchmark.variant_cfg import VariantCfg
 from methods.cico.adapter import MEAN_BGR, STD_BGR, config_of, resized_size
@@ -377,17 +378,6 @@ def inflate_coco_weights(model: nn.Module, state: Mapping[str, torch.Tensor]) ->
 
 
 # ---- the trainer ---------------------------------------------------------------------------------
-def _opt_bool(v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    s = str(v).lower()
-    if s in ("1", "true", "yes", "on"):
-        return True
-    if s in ("0", "false", "no", "off"):
-        return False
-    raise InputError(f"expected a boolean, got {v!r}", entry="options")
-
-
 class CiCoTrainer:
     """:class:`benchmark.train.MethodTrainer` for every ``cico_*`` variant."""
 
@@ -405,16 +395,22 @@ class CiCoTrainer:
         self.cfg = cfg
         self.tiny = cfg.backbone == "tiny"
         size = cfg.input_size
-        self.min_size = int(options.get("min_size", size.min_size if size else 384))
-        self.max_size = int(options.get("max_size", size.max_size if size else 640))
-        self.augment = _opt_bool(options.get("augment", True))
-        self.cache = None if "cache" not in options else _opt_bool(options["cache"])
-        self.freeze_bn = None if "freeze_bn" not in options else _opt_bool(options["freeze_bn"])
+        self.min_size = opt_int(
+            options.get("min_size", size.min_size if size else 384), "min_size", minimum=1
+        )
+        self.max_size = opt_int(
+            options.get("max_size", size.max_size if size else 640), "max_size", minimum=1
+        )
+        self.augment = opt_bool(options.get("augment", True), "augment")
+        self.cache = None if "cache" not in options else opt_bool(options["cache"], "cache")
+        self.freeze_bn = None if "freeze_bn" not in options else opt_bool(options["freeze_bn"], "freeze_bn")
         for k in self.TINY_ONLY:
             if k in options and cfg.backbone != "tiny":
                 raise InputError(f"option {k} is for the small (tiny) CiCo variants only", entry="options")
-        self.grad_clip = float(options["grad_clip"]) if "grad_clip" in options else None
-        self.warmup = int(options["warmup"]) if "warmup" in options else None
+        self.grad_clip = (
+            opt_float(options["grad_clip"], "grad_clip", minimum=0.0) if "grad_clip" in options else None
+        )
+        self.warmup = opt_int(options["warmup"], "warmup", minimum=0) if "warmup" in options else None
         self.net_cfg: CiCoConfig
         if self.tiny:
             from methods.cico.small import net_overrides, tiny_config_of

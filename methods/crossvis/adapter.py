@@ -28,6 +28,7 @@ from PIL import Image
 from benchmark.adapter import Clip, InstanceOutput, MethodAdapter, masks_to_rles
 from benchmark.data.frames import VideoSample
 from benchmark.errors import InputError
+from benchmark.options import opt_bool
 from benchmark.variant_cfg import VariantCfg
 from methods.crossvis.convert import DROPS, RENAMES
 from methods.crossvis.model import CrossVISNet, FrameDetections, full_res_masks
@@ -159,15 +160,7 @@ def build(
     if kwargs:
         raise InputError(f"unknown CrossVIS option(s) {sorted(kwargs)}", entry="options")
     depth = int(cfg.backbone[1:]) if cfg.backbone and cfg.backbone.startswith("r") else 50
-    model = CrossVISNet(depth, cfg.num_classes or 40, batched_mask_head=_flag(batched_mask_head))
-    return CrossVISAdapter(cfg, model, device=device, keep_debug=_flag(keep_debug))
-
-
-def _flag(v: bool | str) -> bool:
-    if isinstance(v, bool):
-        return v
-    if str(v).lower() in ("1", "true", "yes", "on"):
-        return True
-    if str(v).lower() in ("0", "false", "no", "off"):
-        return False
-    raise InputError(f"expected a boolean, got {v!r}", entry="options")
+    model = CrossVISNet(
+        depth, cfg.num_classes or 40, batched_mask_head=opt_bool(batched_mask_head, "batched_mask_head")
+    )
+    return CrossVISAdapter(cfg, model, device=device, keep_debug=opt_bool(keep_debug, "keep_debug"))

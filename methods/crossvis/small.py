@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from benchmark.errors import InputError
+from benchmark.options import opt_bool, opt_int
 from benchmark.train import Schedule
 from benchmark.variant_cfg import VariantCfg
 from methods.cico.small import TinyResNet
@@ -97,14 +98,17 @@ class TinyCrossVISNet(CrossVISNet):
 
 def build(cfg: VariantCfg, *, device: str = "cpu", width: int | str = 64, **kwargs: Any) -> Any:
     """Builder of ``crossvis_tiny.*`` (random weights; load a ``visrepro train`` model after)."""
-    from methods.crossvis.adapter import CrossVISAdapter, _flag
+    from methods.crossvis.adapter import CrossVISAdapter
 
     keep_debug = kwargs.pop("keep_debug", False)
-    sizes = {k: int(kwargs.pop(k)) for k in ("min_size", "max_size") if k in kwargs}
+    sizes = {k: opt_int(kwargs.pop(k), k, minimum=1) for k in ("min_size", "max_size") if k in kwargs}
     if kwargs:
         raise InputError(f"unknown CrossVIS option(s) {sorted(kwargs)}", entry="options")
-    model = TinyCrossVISNet(TinyCrossVISConfig(num_classes=cfg.num_classes or 40, width=int(width)))
-    ad = CrossVISAdapter(cfg, model, device=device, keep_debug=_flag(keep_debug))
+    w = opt_int(width, "width", minimum=32)
+    if w % 32:  # GroupNorm(32, width) in the FCOS towers
+        raise InputError(f"option width={width!r}: expected a multiple of 32", entry="options")
+    model = TinyCrossVISNet(TinyCrossVISConfig(num_classes=cfg.num_classes or 40, width=w))
+    ad = CrossVISAdapter(cfg, model, device=device, keep_debug=opt_bool(keep_debug, "keep_debug"))
     # the input size of a model trained with --opt min_size=... / max_size=...
     ad.min_size = sizes.get("min_size", ad.min_size)
     ad.max_size = sizes.get("max_size", ad.max_size)

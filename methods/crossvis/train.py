@@ -46,6 +46,7 @@ from benchmark.checkpoint import read_checkpoint
 from benchmark.data.ytvis import YTVISDataset
 from benchmark.errors import InputError
 from benchmark.masks import decode_rle, to_compressed_rle
+from benchmark.options import opt_bool, opt_int
 from benchmark.train import Schedule
 from benchmark.variant_cfg import VariantCfg
 from methods.crossvis.adapter import PIXEL_MEAN_BGR, resized_size
@@ -395,11 +396,17 @@ class CrossVISTrainer:
         self.tiny = cfg.backbone == "tiny"
         if "width" in options and not self.tiny:
             raise InputError("option width is for the small (tiny) CrossVIS variants only", entry="options")
-        self.width = int(options.get("width", 64))
+        self.width = opt_int(options.get("width", 64), "width", minimum=32)
+        if self.width % 32:  # GroupNorm(32, width) in the FCOS towers
+            raise InputError(f"option width={options['width']!r}: expected a multiple of 32", entry="options")
         size = cfg.input_size
-        self.min_size = int(options.get("min_size", size.min_size if size else 360))
-        self.max_size = int(options.get("max_size", size.max_size if size else 640))
-        self.augment = str(options.get("augment", True)).lower() not in ("0", "false", "no", "off")
+        self.min_size = opt_int(
+            options.get("min_size", size.min_size if size else 360), "min_size", minimum=1
+        )
+        self.max_size = opt_int(
+            options.get("max_size", size.max_size if size else 640), "max_size", minimum=1
+        )
+        self.augment = opt_bool(options.get("augment", True), "augment")
         self.num_ids = NUM_IDS_YTVIS19
 
     def build_model(self) -> nn.Module:
