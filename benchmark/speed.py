@@ -52,7 +52,7 @@ from benchmark.adapter import STAGES, MethodAdapter
 from benchmark.errors import UsageError
 from benchmark.predict import VideoJob
 
-__all__ = ["PROTOCOL_STAGES", "FpsResult", "calibration_ms", "configure", "measure_fps", "run"]
+__all__ = ["PROTOCOL_STAGES", "FpsResult", "calibration_ms", "configure", "cpu_name", "measure_fps", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,8 @@ class _Clock:
         return self._section(name)
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The CPU model (``/proc/cpuinfo``), else what ``platform`` knows."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -299,7 +300,7 @@ def measure_fps(
         peak_gpu_mem_mib=torch.cuda.max_memory_allocated(adapter.device) / 2**20 if cuda else None,
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         device=str(adapter.device),
-        device_name=torch.cuda.get_device_name(adapter.device) if cuda else _cpu_name(),
+        device_name=torch.cuda.get_device_name(adapter.device) if cuda else cpu_name(),
         precision=adapter.precision,
         channels_last=adapter.channels_last,
         compiled=hasattr(adapter.model, "_orig_mod"),

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from benchmark.regress import check_accuracy, check_speed
+from benchmark.regress import check_accuracy, check_speed, platform_fingerprint
 from tests.conftest import make_tiny_dataset
 
 
@@ -53,12 +53,42 @@ def test_accuracy_gate(tmp_path: Path, cli: Any) -> None:
     assert "dropped: AP 100.0000 ->" in findings[0].message
     # and through the CLI: exit 1
     base = tmp_path / "baseline.json"
-    base.write_text(json.dumps({"accuracy": {"run": good}}))
+    base.write_text(json.dumps({"platform": platform_fingerprint(), "accuracy": {"run": good}}))
     rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--no-speed")
     assert rc == 1 and "FAIL run: dropped" in out and "regression gate: FAIL" in out
+    assert "platform" not in out  # the baseline's own platform: compared exactly
     # a rise is reported but passes; a missing run fails
     findings = check_accuracy({"run": broken, "gone": good}, results, 1e-6)
     assert {f.what: f.level for f in findings} == {"run": "ok", "gone": "fail"}
+
+
+def test_accuracy_gate_across_platforms(tmp_path: Path, cli: Any) -> None:
+    """A baseline from another torch build / CPU: retrained models differ, so only a drop beyond
+    --cross-platform-tol fails, and the gate says it compared loosely."""
+    gt = _gt_with_crossing(tmp_path)
+    results = tmp_path / "results"
+    good = _predict_eval(cli, gt, results, "run")
+    other = dict(platform_fingerprint(), cpu="Some Other CPU", torch="0.0.1")
+    base = tmp_path / "baseline.json"
+    slightly_better = {k: v + 0.02 if v >= 0 else v for k, v in good.items()}
+    base.write_text(json.dumps({"platform": other, "accuracy": {"run": slightly_better}}))
+    rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--no-speed")
+    assert rc == 0, out
+    assert "WARN platform: the baseline's is torch 0.0.1 on Some Other CPU" in out
+    assert "within -8.0 points" in out and "OK   run" in out
+    rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--no-speed", "--ap-tol", "0.001",
+                     "--cross-platform-tol", "0.01")  # fmt: skip
+    assert rc == 1 and "FAIL run: dropped: AP" in out
+    # an older baseline without a recorded platform is compared loosely too, and says so
+    base.write_text(json.dumps({"accuracy": {"run": slightly_better}}))
+    rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--no-speed")
+    assert rc == 0 and "the baseline's is not recorded" in out
+    # a real regression (identities swapped in every video) fails even across platforms
+    broken = _predict_eval(cli, gt, results, "run", "--overwrite", "--adapter-arg", "swap=1.0")
+    assert good["AP"] - broken["AP"] > 0.08
+    base.write_text(json.dumps({"platform": other, "accuracy": {"run": good}}))
+    rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--no-speed")
+    assert rc == 1 and "FAIL run: dropped" in out
 
 
 @pytest.fixture
