@@ -39,7 +39,12 @@ __all__ = ["TINY_SCHEDULE", "TinyCrossVISConfig", "TinyCrossVISNet", "TinyFPNBac
 # tracks): trained on 48 videos the model scores AP 52.7 on its own train split but 25.0 on
 # valid (it over-fits: class confusions between shapes); the same schedule on 192 train videos
 # -> AP 36.6 (AP50 58.3, AP75 39.3), on 768 -> 35.7: the pipeline generates 192 (params.yaml).
-# The goal AP >= 40 is not reached.
+# Session 4 (another machine: Intel Xeon, torch 2.14.1, where a step costs ~0.56 s at 2 threads vs
+# ~0.36 s on the AMD EPYC of the runs above): the same schedule on ToyVIS rendered at 192x320
+# (same scenes, sharper shapes and masks; no upsampling) -> AP 40.0 (AP50 59.5, AP75 40.9, AR10
+# 48.1): the pipeline renders 192x320. Two 1-thread processes under torchrun (batch 2 each) are
+# no faster than one process at 2 threads (33.7 vs 34.1 s for 60 steps); a 64-d re-id embedding
+# and one-conv towers would save ~15% of a step (untried for accuracy).
 TINY_SCHEDULE = Schedule(
     lr=1e-3, max_steps=1500, warmup_steps=50, warmup_init_lr=1e-4, decay_steps=(1125,), optimizer="adamw"
 )

@@ -135,7 +135,7 @@ SMALL_VARIANTS: tuple[VariantCfg, ...] = (
         official_repo=_REPO,
         official_commit=_COMMIT,
         paper="arXiv:2104.05970 (ICCV 2021)",
-        # ToyVIS frames (96x160) upsampled 2x: at 96x160 the stride-8 mask branch is too coarse
+        # the pipeline's ToyVIS frames (192x320, params.yaml); at 96x160 the stride-8 mask branch is too coarse
         input_size=InputSize(min_size=192, max_size=320, pad_divisor=32),
         clip_length=1,
         clip_overlap=0,
