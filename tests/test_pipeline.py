@@ -242,3 +242,24 @@ def test_toyvis_lives_in_generated_not_in_the_users_datasets(
         f"(generate it: 'dvc repro toyvis' or 'visrepro toyvis --out {tmp_path / 'toy'}')"
     )
     assert get_dataset("ovis_valid", tmp_path / "data").ann_file.is_relative_to(tmp_path / "data")
+
+
+def test_ci_short_profile_only_shortens_the_trainings(tmp_path: Path) -> None:
+    """``.ci/short_params.py`` (CI's short pipeline) adds ``max-steps`` to every training and
+    changes nothing else; bad input is an exit 2 naming the file."""
+    params = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", params)
+    script = [sys.executable, str(REPO / ".ci" / "short_params.py")]
+    proc = subprocess.run([*script, str(params), "--max-steps", "300"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    before = yaml.safe_load((REPO / "params.yaml").read_text())
+    after = yaml.safe_load(params.read_text())
+    assert set(after["train"]) == set(before["train"]) and before["train"]
+    for name, entry in after["train"].items():
+        assert entry["args"] == {**before["train"][name]["args"], "max-steps": 300}
+    assert {k: v for k, v in after.items() if k != "train"} == {
+        k: v for k, v in before.items() if k != "train"
+    }
+    params.write_text("runs: {}\n")
+    proc = subprocess.run([*script, str(params), "--max-steps", "300"], capture_output=True, text=True)
+    assert proc.returncode == 2 and str(params) in proc.stderr and "train" in proc.stderr

@@ -54,8 +54,10 @@ TINY_NMS_THRESH = 0.5
 # per step (~3 s/step at 1 thread under load): not affordable in the 10-minute budget. Session 3
 # (AP on a 48-video valid split, 170 tracks): the default schedule trained on 48 videos -> 17.0
 # (train-split AP 29.7: under-fitting, unlike CrossVIS), on 192 videos -> 18.0; 144x240 input
-# with 2-layer towers (``tower_layers=2``), 1500 steps -> 15.2. The goal AP >= 40 is NOT
-# reached; the losses still fall at the end.
+# with 2-layer towers (``tower_layers=2``), 1500 steps -> 15.2. Session 4 (Intel Xeon VM, torch
+# 2.14.1; ToyVIS rendered at 192x320, downsized to the 96x160 input): `dvc repro` -> AP 19.3 (AP50
+# 41.9, AP75 16.0; bootstrap 95% 15.8-24.4) in 753 s of training at 2 threads. The goal AP >= 40
+# is NOT reached; the losses still fall at the end.
 TINY_SCHEDULE = Schedule(
     lr=1e-3,
     warmup_steps=30,
