@@ -258,6 +258,12 @@ def run(args: argparse.Namespace) -> int:
                 "a speed entry needs a numeric 'ratio'", file=args.baseline, entry=f"speed.{key}"
             )
     here, recorded = platform_fingerprint(), base.get("platform")
+    if recorded is not None and not isinstance(recorded, dict):
+        raise InputError(
+            "'platform' must be an object {torch, cpu, machine} (written by --update)",
+            file=args.baseline,
+            entry="platform",
+        )
     findings: list[Finding] = []
     tol = args.ap_tol
     if recorded != here:

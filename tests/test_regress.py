@@ -83,6 +83,9 @@ def test_accuracy_gate_across_platforms(tmp_path: Path, cli: Any) -> None:
     base.write_text(json.dumps({"accuracy": {"run": slightly_better}}))
     rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--no-speed")
     assert rc == 0 and "the baseline's is not recorded" in out
+    base.write_text(json.dumps({"platform": "x86", "accuracy": {"run": good}}))
+    rc, _, err = cli("regress", "--baseline", base, "--results", results, "--no-speed")
+    assert rc == 2 and "baseline.json" in err and "platform" in err
     # a real regression (identities swapped in every video) fails even across platforms
     broken = _predict_eval(cli, gt, results, "run", "--overwrite", "--adapter-arg", "swap=1.0")
     assert good["AP"] - broken["AP"] > 0.08
