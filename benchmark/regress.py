@@ -14,8 +14,8 @@ Speed: on shared, noisy machines wall time means little, so the gate compares th
 protocol's median ms/frame *normalised by a calibration workload* timed in the same process on the
 same threads: ``ratio = model_ms / calibration_ms``. Both come from the pipeline's speed stage
 (``results/<run>/speed.json``, ``visrepro speed``). The gate fails only when the ratio exceeds the
-baseline's by more than ``--speed-limit`` (default 40%) in that file **and** in one re-measurement
-made here.
+baseline's by more than ``--speed-limit`` (default 40%) in that file **and** in the best of up to
+three re-measurements made here.
 
 ``--update`` rewrites the baseline from every run under ``--results`` (``metrics.json``: accuracy;
 ``speed.json``: speed), so run it right after ``dvc repro`` on the default params.
@@ -45,6 +45,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Re-measurements of a run whose speed ratio is over the limit before it fails (best one counts).
+REMEASURE = 3
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
@@ -170,7 +173,8 @@ def check_speed(
     baseline: Mapping[str, Mapping[str, Any]], results: Path, limit: float
 ) -> tuple[list[Finding], dict[str, dict[str, Any]]]:
     """Compare each baseline run's ``results/<run>/speed.json`` with its normalised speed; a run beyond
-    ``limit`` is measured once more here, and fails only if that measurement is beyond it too."""
+    ``limit`` is measured again here (up to :data:`REMEASURE` times, the best counts), and fails only if
+    it stays beyond it."""
     out: list[Finding] = []
     measured: dict[str, dict[str, Any]] = {}
     for run, base in sorted(baseline.items()):
@@ -186,10 +190,15 @@ def check_speed(
         allowed = float(base["ratio"]) * (1 + limit)
         again = ""
         if m["ratio"] > allowed:
-            log.info("%s: ratio %.3f over %.3f; measuring once more", run, m["ratio"], allowed)
-            first = m["ratio"]
-            m = _measure(speed)
-            again = f" (the pipeline's measurement gave {first:.3f}; measured again)"
+            # Noise on a shared machine only ever slows a measurement down, so the best of a few
+            # re-measurements estimates the real cost; a real slow-down stays over in all of them.
+            first, tries = m["ratio"], 0
+            while m["ratio"] > allowed and tries < REMEASURE:
+                log.info("%s: ratio %.3f over %.3f; measuring again", run, m["ratio"], allowed)
+                again_m = _measure(speed)
+                m = again_m if again_m["ratio"] < m["ratio"] else m
+                tries += 1
+            again = f" (the pipeline's measurement gave {first:.3f}; measured again here, best of {tries})"
         measured[run] = m
         text = (
             f"model {m['model_ms']:.2f} ms/frame, calibration {m['calibration_ms']:.2f} ms, "
