@@ -66,6 +66,8 @@ def test_builder_options_are_typed() -> None:
     cfg = get_variant_cfg("crossvis_tiny.toyvis")
     with pytest.raises(InputError, match=r"min_size='big': expected an integer"):
         crossvis_build(cfg, min_size="big")
+    with pytest.raises(InputError, match=r"width='40': expected a multiple of 32"):
+        crossvis_build(cfg, width="40")
     with pytest.raises(InputError, match=r"keep_debug='sure': expected a boolean"):
         crossvis_build(cfg, keep_debug="sure")
     cfg = get_variant_cfg("cico_yolact_tiny.toyvis")

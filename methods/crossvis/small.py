@@ -24,7 +24,7 @@ from methods.crossvis.head import FCOSHead, ProposalConfig
 from methods.crossvis.mask import NUM_PARAMS, DynamicMaskHead, MaskBranch
 from methods.crossvis.model import CrossVISNet
 
-__all__ = ["TINY_SCHEDULE", "TinyCrossVISConfig", "TinyCrossVISNet", "TinyFPNBackbone", "build"]
+__all__ = ["TINY_SCHEDULE", "TinyCrossVISConfig", "TinyCrossVISNet", "TinyFPNBackbone", "build", "tiny_width"]
 
 # Training schedule of the small variant (not official; ``CrossVISTrainer.schedule``). Trials on
 # ToyVIS (batch 4 pairs, 1 thread per run on the shared 2-core machine; AP on ToyVIS valid):
@@ -103,6 +103,15 @@ class TinyCrossVISNet(CrossVISNet):
         self.proposal_cfg = ProposalConfig()
 
 
+def tiny_width(value: Any) -> int:
+    """The ``width`` option (trainer ``--opt``, builder ``--adapter-arg``): a multiple of 32, as the
+    FCOS towers' GroupNorm(32, width) needs."""
+    w = opt_int(value, "width", minimum=32)
+    if w % 32:
+        raise InputError(f"option width={value!r}: expected a multiple of 32", entry="options")
+    return w
+
+
 def build(cfg: VariantCfg, *, device: str = "cpu", width: int | str = 64, **kwargs: Any) -> Any:
     """Builder of ``crossvis_tiny.*`` (random weights; load a ``visrepro train`` model after)."""
     from methods.crossvis.adapter import CrossVISAdapter
@@ -111,10 +120,7 @@ def build(cfg: VariantCfg, *, device: str = "cpu", width: int | str = 64, **kwar
     sizes = {k: opt_int(kwargs.pop(k), k, minimum=1) for k in ("min_size", "max_size") if k in kwargs}
     if kwargs:
         raise InputError(f"unknown CrossVIS option(s) {sorted(kwargs)}", entry="options")
-    w = opt_int(width, "width", minimum=32)
-    if w % 32:  # GroupNorm(32, width) in the FCOS towers
-        raise InputError(f"option width={width!r}: expected a multiple of 32", entry="options")
-    model = TinyCrossVISNet(TinyCrossVISConfig(num_classes=cfg.num_classes or 40, width=w))
+    model = TinyCrossVISNet(TinyCrossVISConfig(num_classes=cfg.num_classes or 40, width=tiny_width(width)))
     ad = CrossVISAdapter(cfg, model, device=device, keep_debug=opt_bool(keep_debug, "keep_debug"))
     # the input size of a model trained with --opt min_size=... / max_size=...
     ad.min_size = sizes.get("min_size", ad.min_size)

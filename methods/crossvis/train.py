@@ -396,9 +396,9 @@ class CrossVISTrainer:
         self.tiny = cfg.backbone == "tiny"
         if "width" in options and not self.tiny:
             raise InputError("option width is for the small (tiny) CrossVIS variants only", entry="options")
-        self.width = opt_int(options.get("width", 64), "width", minimum=32)
-        if self.width % 32:  # GroupNorm(32, width) in the FCOS towers
-            raise InputError(f"option width={options['width']!r}: expected a multiple of 32", entry="options")
+        from methods.crossvis.small import tiny_width
+
+        self.width = tiny_width(options.get("width", 64))
         size = cfg.input_size
         self.min_size = opt_int(
             options.get("min_size", size.min_size if size else 360), "min_size", minimum=1
