@@ -153,7 +153,7 @@ def test_detect_matches_official(runs: dict[str, dict[str, Any]], head: str) -> 
         assert np.abs(_np(d.track)[perm] - z[f"c{c}_det_track"]).max() <= tol["track_abs"]
         assert np.abs(_np(d.mask_coeff)[perm] - z[f"c{c}_det_mask_coeff"]).max() <= tol["mask_coeff_abs"]
         np.testing.assert_array_equal(_np(d.prior_levels)[perm], z[f"c{c}_det_prior_levels"])
-        fg = _np(d.mask > 0.5)[perm]
+        fg = _np(d.pair_masks() > 0.5)[perm]
         bits = np.unpackbits(z[f"c{c}_det_mask_bits"])[: fg.size].reshape(fg.shape).astype(bool)
         frac = (bits != fg).reshape(len(fg), -1).mean(1)
         assert frac.max() <= tol["mask_bits_mismatch_per_detection_max_fraction"], f"clip {c}"

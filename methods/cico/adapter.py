@@ -190,13 +190,13 @@ class CiCoAdapter(MethodAdapter):
         out, inp = tracked
         if out.ids.numel() == 0:
             return []
-        masks = out.mask
+        masks = out.masks  # one per mask source; objects of one source share their RLEs
         hm, wm = masks.shape[-2:]
         ph, pw = inp.frames.shape[-2:]
         ch, cw = int(inp.img_hw[0] / ph * hm), int(inp.img_hw[1] / pw * wm)
         pos = [clip.frame_ids.index(f) for f in clip.emit]
         sel = masks[:, pos, :ch, :cw]
-        per_obj: list[list[Any]] = [[] for _ in range(sel.shape[0])]
+        per_src: list[list[Any]] = [[] for _ in range(sel.shape[0])]
         for s in range(0, sel.shape[0], _POST_CHUNK):
             up = F.interpolate(
                 sel[s : s + _POST_CHUNK].float(),
@@ -206,7 +206,8 @@ class CiCoAdapter(MethodAdapter):
             )
             fg = up > 0.5
             for i in range(fg.shape[0]):
-                per_obj[s + i] = masks_to_rles(fg[i])
+                per_src[s + i] = masks_to_rles(fg[i])
+        per_obj = [per_src[j] for j in out.mask_idx.tolist()]
         cats = self.category_ids
         res = []
         for i, (oid, score, cls) in enumerate(

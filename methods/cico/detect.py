@@ -3,7 +3,8 @@ filters, clip masks and per-class Fast NMS with box, circumscribed-box and mask 
 
 Decisions equal the official code's; memory is bounded: the official gathers masks and IoU
 matrices once per class (``[C * n, T, H, W]``), here each class only indexes the shared ``[n, n]``
-matrix and masks are gathered for the kept (candidate, class) pairs only.
+matrix, and a kept (candidate, class) pair refers to its candidate's mask instead of holding a
+copy (with random weights one clip can keep thousands of pairs of a few hundred candidates).
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class Detections:
     cls: torch.Tensor  # [k] 1-based contiguous class
     box: torch.Tensor  # [k, T, 4]
     box_cir: torch.Tensor  # [k, 4]
-    mask: torch.Tensor  # [k, T, H, W] probabilities
+    masks: torch.Tensor  # [u, T, H, W] probabilities, one per candidate some pair refers to
+    mask_idx: torch.Tensor  # [k] each pair's row in ``masks``
     mask_coeff: torch.Tensor  # [k, D]
     track: torch.Tensor  # [k, 64]
     prior_levels: torch.Tensor  # [k]
@@ -45,6 +47,10 @@ class Detections:
 
     def __len__(self) -> int:
         return int(self.score.shape[0])
+
+    def pair_masks(self) -> torch.Tensor:
+        """``[k, T, H, W]``: each pair's mask (a copy per pair; for tests and small outputs)."""
+        return self.masks[self.mask_idx]
 
 
 def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -70,7 +76,7 @@ def mask_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def _empty(t: int, h: int, w: int, d: int, device: torch.device) -> Detections:
     z = torch.zeros(0, device=device)
     return Detections(
-        z, z.long(), z.new_zeros(0, t, 4), z.new_zeros(0, 4), z.new_zeros(0, t, h, w),
+        z, z.long(), z.new_zeros(0, t, 4), z.new_zeros(0, 4), z.new_zeros(0, t, h, w), z.long(),
         z.new_zeros(0, d), z.new_zeros(0, 64), z, z.long(),
     )  # fmt: skip
 
@@ -183,12 +189,14 @@ def detect(raw: dict[str, torch.Tensor], cfg: DetectConfig, keep_debug: bool = F
     out_scores = conf_s[cls_idx, cand]
     sorted_scores, sorted_idx = out_scores.sort(0, descending=True)
     cand, cls_idx = cand[sorted_idx], cls_idx[sorted_idx]
+    used, mask_idx = torch.unique(cand, return_inverse=True)
     return Detections(
         score=sorted_scores,
         cls=cls_idx + 1,
         box=box[sel][cand],
         box_cir=box_cir[sel][cand],
-        mask=masks[cand],
+        masks=masks[used],
+        mask_idx=mask_idx,
         mask_coeff=coeff[sel][cand],
         track=track[sel][cand],
         prior_levels=levels[sel][cand],
