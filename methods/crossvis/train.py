@@ -223,8 +223,13 @@ def collate_pairs(samples: list[PairSample], divisor: int = 32) -> PairBatch:
 
 
 # ---- losses --------------------------------------------------------------------------------------
-def _flat(per_level: list[torch.Tensor], i: int) -> torch.Tensor:
-    return torch.cat([x[i].permute(1, 2, 0).reshape(-1, x.shape[1]) for x in per_level])
+def _flat(per_level: list[torch.Tensor]) -> torch.Tensor:
+    """Per-level ``[N, C, H, W]`` maps -> ``[N * L, C]`` rows (image-major, then level, then
+    location). One flattening for the whole batch: per-image selects would each cost a full-size
+    zero fill in the backward pass (the slowest part of a small model's step)."""
+    n = per_level[0].shape[0]
+    flat = torch.cat([x.permute(0, 2, 3, 1).reshape(n, -1, x.shape[1]) for x in per_level], 1)
+    return flat.reshape(-1, flat.shape[2])
 
 
 def _mask_probs(feats: torch.Tensor, params: torch.Tensor, locs: torch.Tensor, levels: torch.Tensor,
@@ -259,16 +264,16 @@ def crossvis_losses(
     gt_small = [t.masks[:, MASK_OUT_STRIDE // 2 :: MASK_OUT_STRIDE, MASK_OUT_STRIDE // 2 :: MASK_OUT_STRIDE]
                 for t in targets]  # fmt: skip
     out: dict[str, torch.Tensor] = {k: zero.clone() for k in LOSS_NAMES}
-    # controller outputs of every image, flattened once ([N, L, P]: a batch shares one padded
-    # size); rows are gathered with one index op (per-row selects cost a full-size zero fill each
-    # in the backward pass)
-    top_feats = torch.stack([_flat(head.top_feats, i) for i in range(n_img)])
+    n_loc = sum(h * w for h, w in shapes)  # locations per image
+    logits_all, reg_all = _flat(head.logits), _flat(head.reg)
+    ctr_all = _flat(head.ctrness).reshape(-1)
+    # controller outputs of every image, [N * L, P]; rows are gathered with one index op
+    top_feats = _flat(head.top_feats)
     # sampled positives per image: (image, location index) for the mask / crossover losses
     sampled: list[torch.Tensor] = []
     for group in (range(0, b), range(b, n_img)):
-        logits = torch.cat([_flat(head.logits, i) for i in group])
-        reg = torch.cat([_flat(head.reg, i) for i in group])
-        ctr = torch.cat([_flat(head.ctrness, i) for i in group]).reshape(-1)
+        rows = slice(group.start * n_loc, group.stop * n_loc)  # the group's images are contiguous
+        logits, reg, ctr = logits_all[rows], reg_all[rows], ctr_all[rows]
         labels = torch.cat([tg[i].labels for i in group])
         reg_t = torch.cat([tg[i].reg for i in group])
         pos = torch.nonzero(labels != num_classes).squeeze(1)
@@ -286,23 +291,10 @@ def crossvis_losses(
         if num_pos > MAX_PROPOSALS:
             pos = pos[torch.randperm(num_pos, generator=generator)[:MAX_PROPOSALS].to(pos.device)]
         sampled.append(torch.stack((img_of[pos], loc_of[pos]), 1))
-        losses = []
-        for i in group:
-            sel = sampled[-1][sampled[-1][:, 0] == i, 1]
-            if sel.numel() == 0:
-                continue
-            params = top_feats[i, sel]
-            probs = _mask_probs(mask_feats[i : i + 1], params, tg[i].locations[sel], tg[i].levels[sel], soi)
-            gt = gt_small[i][tg[i].gt_inds[sel]]
-            losses.append((probs, gt))
-        if losses:
-            probs_all = torch.cat([p for p, _ in losses])
-            gt_all = torch.cat([g for _, g in losses])
-            out["loss_mask"] = out["loss_mask"] + dice_loss(probs_all, gt_all) / 2
-    # crossover: sampled positives of frame a, filters applied on the paired frame c (same pair)
-    cross = []
+    # the crossover partners (drawn after both groups' samples, as before)
+    cross_rows: list[dict[int, list[tuple[int, int, int]]]] = []
     for direction in (0, 1):
-        rows: dict[int, list[tuple[int, int, int]]] = {}
+        rows_of: dict[int, list[tuple[int, int, int]]] = {}
         for a, loc in sampled[direction].tolist():
             c = a + b if direction == 0 else a - b
             if targets[c].ids.numel() == 0:
@@ -313,29 +305,56 @@ def crossvis_losses(
             if cand.numel() == 0:
                 continue
             j = int(cand[int(torch.randint(cand.numel(), (), generator=generator))])
-            rows.setdefault(c, []).append((a, loc, j))
+            rows_of.setdefault(c, []).append((a, loc, j))
+        cross_rows.append(rows_of)
+    # every controller row the mask and crossover losses use, gathered at once
+    want = [s[:, 0] * n_loc + s[:, 1] for s in sampled]
+    want += [torch.tensor([a * n_loc + loc for a, loc, _ in rs], dtype=torch.long, device=mask_feats.device)
+             for rows_of in cross_rows for rs in rows_of.values()]  # fmt: skip
+    params_all = top_feats[torch.cat(want)]
+    chunks = iter(torch.split(params_all, [int(w.numel()) for w in want]))
+    # per-image mask features ([1, C, H, W] views; unbind's backward is one stack, not a zero fill
+    # per slice)
+    feats_of = [f.unsqueeze(0) for f in mask_feats.unbind(0)]
+    for g, group in enumerate((range(0, b), range(b, n_img))):
+        params_g = next(chunks)
+        losses = []
+        for i in group:
+            keep = sampled[g][:, 0] == i
+            sel = sampled[g][keep, 1]
+            if sel.numel() == 0:
+                continue
+            params = params_g[keep]
+            probs = _mask_probs(feats_of[i], params, tg[i].locations[sel], tg[i].levels[sel], soi)
+            gt = gt_small[i][tg[i].gt_inds[sel]]
+            losses.append((probs, gt))
+        if losses:
+            probs_all = torch.cat([p for p, _ in losses])
+            gt_all = torch.cat([g for _, g in losses])
+            out["loss_mask"] = out["loss_mask"] + dice_loss(probs_all, gt_all) / 2
+    # crossover: sampled positives of frame a, filters applied on the paired frame c (same pair)
+    cross = []
+    for rows_of in cross_rows:
         probs_l, gt_l = [], []
-        for c, rs in rows.items():
-            a_loc = torch.tensor([(a, loc) for a, loc, _ in rs], device=mask_feats.device)
-            params = top_feats[a_loc[:, 0], a_loc[:, 1]]
+        for c, rs in rows_of.items():
+            params = next(chunks)
             js = torch.tensor([j for _, _, j in rs], device=mask_feats.device)
-            probs_l.append(
-                _mask_probs(mask_feats[c : c + 1], params, tg[c].locations[js], tg[c].levels[js], soi)
-            )
+            probs_l.append(_mask_probs(feats_of[c], params, tg[c].locations[js], tg[c].levels[js], soi))
             gt_l.append(gt_small[c][tg[c].gt_inds[js]])
         if probs_l:
             cross.append(dice_loss(torch.cat(probs_l), torch.cat(gt_l)))
     if cross:
         out["loss_cross_over"] = out["loss_cross_over"] + sum(cross, zero) / 2
     # re-id: all positives of both frames
-    embs, ids = [], []
+    where, ids = [], []
     for i in range(n_img):
         p = torch.nonzero(tg[i].labels != num_classes).squeeze(1)
         if p.numel():
-            embs.append(_flat(head.reid, i)[p])
+            where.append(i * n_loc + p)
             ids.append(targets[i].ids[tg[i].gt_inds[p]])
-    if embs:
-        out["loss_reid"] = out["loss_reid"] + reid_loss(torch.cat(embs), torch.cat(ids), classifier)
+    if where:
+        embs = _flat(head.reid)[torch.cat(where)]
+        out["loss_reid"] = out["loss_reid"] + reid_loss(embs, torch.cat(ids), classifier)
     else:
         out["loss_reid"] = out["loss_reid"] + 0.0 * sum((p.sum() for p in classifier.parameters()), zero)
     return out
