@@ -315,6 +315,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--overwrite", action="store_true", help="discard an earlier run's shards")
     parser.add_argument("--max-videos", type=int, help="only the first N videos (dataset order)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the random weights of a run without --checkpoint (default: unseeded)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -324,13 +329,23 @@ def run(args: argparse.Namespace) -> int:
     for spec in args.adapter_module:
         load_adapter_module(spec)
     options = parse_adapter_args(args.adapter_arg)
+    seed = getattr(args, "seed", None)
+    if seed is not None:
+        if args.checkpoint is not None:
+            raise UsageError("--seed seeds random weights: it does not apply with --checkpoint")
+        import torch
+
+        torch.manual_seed(seed)
     info, device = init_distributed(args.device)
     try:
         adapter = create_adapter(args.variant, device=device, **options)
         if args.checkpoint is not None:
             adapter.load_official_checkpoint(args.checkpoint)
         elif adapter.model is not None and adapter.cfg.kind == "method":
-            log.warning("no --checkpoint: %s runs with random weights", args.variant)
+            log.warning(
+                "no --checkpoint: %s runs with random weights (%s)", args.variant,
+                "unseeded" if seed is None else f"seed {seed}",
+            )  # fmt: skip
         ds, jobs, sha = open_input(
             dataset=args.dataset, video=args.video, video_id=args.video_id, frames_root=args.frames_root,
             data_root=args.data_root, needs_frames=adapter.needs_frames,

@@ -151,3 +151,34 @@ def test_parse_adapter_args() -> None:
     }  # fmt: skip
     with pytest.raises(UsageError):
         parse_adapter_args(["=1"])
+
+
+def test_seed_makes_random_weights_reproducible(
+    cli_predict: Cli, four_videos: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import torch
+
+    import benchmark.registry
+
+    built: list[dict[str, torch.Tensor]] = []
+    create = benchmark.registry.create_adapter
+
+    def capture(*a: object, **k: object) -> object:
+        ad = create(*a, **k)  # type: ignore[arg-type]
+        built.append({n: v.clone() for n, v in ad.model.state_dict().items()})
+        return ad
+
+    monkeypatch.setattr(benchmark.registry, "create_adapter", capture)
+    frames_dir = four_videos.parent / "JPEGImages" / "v2"
+    for i, seed in enumerate((3, 3, 4)):
+        out = tmp_path / f"r{i}.json"
+        rc, _, err = cli_predict("predict", "--variant", "crossvis_tiny.toyvis", "--video", frames_dir,
+                                 "--seed", seed, "--out", out, "--no-progress")  # fmt: skip
+        assert rc == 0, err
+        assert f"random weights (seed {seed})" in caplog.text
+    same = [all(torch.equal(a[n], b[n]) for n in a) for a, b in ((built[0], built[1]), (built[0], built[2]))]
+    assert same == [True, False]
+    rc, _, err = cli_predict("predict", *_args(four_videos, tmp_path / "c.json"), "--seed", "1",
+                             "--checkpoint", tmp_path / "w.pth")  # fmt: skip
+    assert rc == 2 and "--seed" in err and not (tmp_path / "c.json").exists()
