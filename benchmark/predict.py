@@ -329,7 +329,7 @@ def run(args: argparse.Namespace) -> int:
     for spec in args.adapter_module:
         load_adapter_module(spec)
     options = parse_adapter_args(args.adapter_arg)
-    seed = getattr(args, "seed", None)
+    seed = args.seed
     if seed is not None:
         if args.checkpoint is not None:
             raise UsageError("--seed seeds random weights: it does not apply with --checkpoint")

@@ -271,24 +271,23 @@ class TrackTF:
         whole = torch.arange(n_src, device=dev) if full else torch.nonzero(live_src).flatten()
         fg_kept = torch.zeros(n_src, kf, h, w, dtype=torch.bool, device=dev)
         area_ok = torch.zeros(n_src, dtype=torch.bool, device=dev)
-        probs = [
-            self._segment(mem, proto, rep[whole[s : s + _CHUNK]]) for s in range(0, whole.numel(), _CHUNK)
-        ]
-        probs_whole = torch.cat(probs) if probs else torch.zeros(0, t, h, w, device=dev)
-        fg_whole = probs_whole > 0.5
-        fg_kept[whole] = fg_whole[:, t - kf :]
-        area_ok[whole] = (fg_whole.flatten(2).sum(-1) > 3).sum(1) > 0
-        rest = torch.nonzero(~live_src).flatten() if not full else whole[:0]
+        fg_all = torch.zeros(n_src, t, h, w, dtype=torch.bool, device=dev) if full else None
+        live_probs = []  # float probabilities are kept for the live sources only (ascending order)
+        for s in range(0, whole.numel(), _CHUNK):
+            rows = whole[s : s + _CHUNK]
+            probs = self._segment(mem, proto, rep[rows])
+            fg = probs > 0.5
+            fg_kept[rows] = fg[:, t - kf :]
+            area_ok[rows] = (fg.flatten(2).sum(-1) > 3).sum(1) > 0
+            if fg_all is not None:
+                fg_all[rows] = fg
+            live_probs.append(probs[live_src[rows]])
+        rest = whole[:0] if full else torch.nonzero(~live_src).flatten()
         for s in range(0, rest.numel(), _CHUNK):
             rows = rest[s : s + _CHUNK]
             fg_kept[rows] = self._segment(mem, proto[:, :, t - kf :], rep[rows]) > 0.5
         live_rows = torch.nonzero(live_src).flatten()
-        if full:
-            probs_live = probs_whole[live_rows]
-            fg_all = fg_whole
-        else:
-            probs_live = probs_whole  # ``whole`` is ``live_rows``
-            fg_all = None
+        probs_live = torch.cat(live_probs) if live_probs else torch.zeros(0, t, h, w, device=dev)
         return _Carried(fg_kept, area_ok, live_rows, probs_live, fg_all)
 
 
