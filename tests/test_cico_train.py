@@ -308,16 +308,17 @@ def test_small_variant_defaults_and_official_schedule_unchanged() -> None:
 
 
 def test_small_variant_network_options_reach_trainer_and_builder() -> None:
-    """``--opt tower_layers=2 width=32`` trains a network the builder rebuilds with the same options."""
+    """``--opt tower_layers=4 width=32`` trains a network the builder rebuilds with the same options."""
     from methods.cico.small import build
 
     cfg = get_variant_cfg(TINY)
-    trained = build_trainer(cfg, tower_layers="2", width="32").build_model().state_dict()
-    same = build(cfg, tower_layers="2", width="32").net.state_dict()
+    trained = build_trainer(cfg, tower_layers="4", width="32").build_model().state_dict()
+    same = build(cfg, tower_layers="4", width="32").net.state_dict()
     assert {k: v.shape for k, v in trained.items()} == {k: v.shape for k, v in same.items()}
     default = build(cfg).net.state_dict()
-    assert set(default) - set(same), "the default towers have 4 layers"
-    assert not any(k.startswith("prediction_layers.bbox_extra.4.") for k in same)
+    assert set(same) - set(default), "the default towers have 2 layers"
+    assert any(k.startswith("prediction_layers.bbox_extra.6.") for k in same)
+    assert not any(k.startswith("prediction_layers.bbox_extra.4.") for k in default)
     with pytest.raises(InputError, match="small"):
         build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), tower_layers="2")
     for bad in ("x", "0", "-1", "2.5"):
@@ -325,3 +326,35 @@ def test_small_variant_network_options_reach_trainer_and_builder() -> None:
             build_trainer(cfg, tower_layers=bad)
         with pytest.raises(InputError, match=r"tower_layers=.*expected an integer"):
             build(cfg, tower_layers=bad)
+
+
+def test_small_variant_head_min_level() -> None:
+    """``head_min_level=4`` runs the prediction head on P4..P7 (anchors of those levels only) while
+    the ProtoNet keeps P3..P5, so the prototypes stay at stride 4; the builder takes the option too."""
+    from methods.cico.small import build
+
+    cfg = get_variant_cfg(TINY)
+    x = torch.randn(3, 3, 192, 320)  # one 3-frame clip
+    torch.manual_seed(0)
+    p3 = build_trainer(cfg, width="16").build_model().eval()
+    torch.manual_seed(0)
+    p4 = build_trainer(cfg, width="16", head_min_level="4").build_model().eval()
+    p4.load_state_dict(p3.state_dict())  # strict: the same parameters
+    with torch.no_grad():
+        o3, o4 = p3(x), p4(x)
+    sizes = [(24, 40), (12, 20), (6, 10), (3, 5), (2, 3)]  # P3..P7 of 192x320
+    assert o3["priors"].shape[0] == sum(3 * h * w for h, w in sizes)
+    assert torch.equal(o4["priors"], make_priors(sizes[1:])[0])
+    assert o4["proto"].shape[:2] == (48, 80) and torch.equal(o3["proto"], o4["proto"])
+    n3 = 3 * 24 * 40  # the P4..P7 rows of the P3 model are the P4 model's rows: same weights
+    for k in ("loc", "conf", "mask_coeff", "track"):
+        assert torch.allclose(o3[k][:, n3:], o4[k], atol=1e-6), k
+    ad = build(cfg, width="16", head_min_level="4")
+    assert ad.net.head_from == 1
+    for bad in ("2", "5"):
+        with pytest.raises(InputError, match=r"head_min_level=.*expected 3 .*or 4"):
+            build_trainer(cfg, head_min_level=bad)
+        with pytest.raises(InputError, match=r"head_min_level=.*expected 3 .*or 4"):
+            build(cfg, head_min_level=bad)
+    with pytest.raises(InputError, match="small"):
+        build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), head_min_level="4")
