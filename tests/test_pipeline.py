@@ -260,6 +260,21 @@ def test_ci_short_profile_only_shortens_the_trainings(tmp_path: Path) -> None:
     assert {k: v for k, v in after.items() if k != "train"} == {
         k: v for k, v in before.items() if k != "train"
     }
+    shutil.copy(REPO / "params.yaml", params)
+    own = [*script, str(params), "--max-steps", "300", "--steps", "cico_tiny=800"]
+    proc = subprocess.run(own, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    after = yaml.safe_load(params.read_text())
+    assert {n: e["args"]["max-steps"] for n, e in after["train"].items()} == {
+        n: 800 if n == "cico_tiny" else 300 for n in before["train"]
+    }
+    for bad in ("nosuch=5", "cico_tiny", "cico_tiny=0", "cico_tiny=x"):
+        shutil.copy(REPO / "params.yaml", params)
+        proc = subprocess.run(
+            [*script, str(params), "--max-steps", "3", "--steps", bad], capture_output=True, text=True
+        )
+        assert proc.returncode == 2 and bad.split("=")[0] in proc.stderr, (bad, proc.stderr)
+        assert params.read_text() == (REPO / "params.yaml").read_text(), "nothing written on bad input"
     params.write_text("runs: {}\n")
     proc = subprocess.run([*script, str(params), "--max-steps", "300"], capture_output=True, text=True)
     assert proc.returncode == 2 and str(params) in proc.stderr and "train" in proc.stderr
