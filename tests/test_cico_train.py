@@ -349,8 +349,15 @@ def test_small_variant_head_min_level() -> None:
     n3 = 3 * 24 * 40  # the P4..P7 rows of the P3 model are the P4 model's rows: same weights
     for k in ("loc", "conf", "mask_coeff", "track"):
         assert torch.allclose(o3[k][:, n3:], o4[k], atol=1e-6), k
+    # the adapter's inference path (not only the training forward) honours the option
+    from methods.cico.adapter import ClipInput
+
     ad = build(cfg, width="16", head_min_level="4")
-    assert ad.net.head_from == 1
+    ad.net.load_state_dict(p3.state_dict())
+    ad.cache_frames = False
+    with torch.no_grad():
+        raw = ad.forward(ClipInput(x, (0, 1, 2), (192, 320), None)).raw  # type: ignore[arg-type]
+    assert torch.equal(raw["priors"], o4["priors"]) and torch.equal(raw["loc"], o4["loc"])
     for bad in ("2", "5"):
         with pytest.raises(InputError, match=r"head_min_level=.*expected 3 .*or 4"):
             build_trainer(cfg, head_min_level=bad)

@@ -154,8 +154,7 @@ class CiCoAdapter(MethodAdapter):
         net = self.net
         feats = self._frame_features(inputs)
         fpn_outs = net.fpn(feats) if not self.cache_frames else feats
-        raw = net.prediction_layers(fpn_outs)
-        raw["proto"] = net.ProtoNet(fpn_outs)
+        raw = net.heads(fpn_outs)
         raw["conf"] = raw["conf"].sigmoid() if net.cfg.focal else raw["conf"].softmax(dim=-1)
         return ClipRaw(raw, inputs)
 

@@ -72,9 +72,11 @@ class CiCoNet(nn.Module):
         self.prediction_layers.fast3d = on
         self.ProtoNet.fast3d = on
 
-    def forward(self, x: torch.Tensor) -> HeadOutput:
-        feats = self.backbone(x)[1:]
-        fpn_outs = self.fpn(feats)
+    def heads(self, fpn_outs: list[torch.Tensor]) -> HeadOutput:
+        """Prediction head and ProtoNet on the FPN levels P3..P7 of a clip (training and the adapter)."""
         out = self.prediction_layers(fpn_outs)
         out["proto"] = self.ProtoNet(fpn_outs)
         return out
+
+    def forward(self, x: torch.Tensor) -> HeadOutput:
+        return self.heads(self.fpn(self.backbone(x)[1:]))

@@ -2,9 +2,10 @@
 
 Same head logic as the official networks (FPN P3..P7, clip prediction head with 3x3x3 box/track
 towers, clip ProtoNet, Yolact clip masks, Detect, Track_TF): only the widths are smaller, the
-towers have 2 layers instead of 4, and the backbone is a narrow ResNet-18-like stack of basic blocks. The state dict keeps the official
-module names (``backbone.*``, ``fpn.*``, ``ProtoNet.*``, ``prediction_layers.*``), so the adapter
-and the checkpoint loading are the ones of every other CiCo variant.
+towers have 2 layers instead of 4, and the backbone is a narrow ResNet-18-like stack of basic
+blocks. The state dict keeps the official module names (``backbone.*``, ``fpn.*``, ``ProtoNet.*``,
+``prediction_layers.*``), so the adapter and the checkpoint loading are the ones of every other
+CiCo variant.
 """
 
 from __future__ import annotations
@@ -60,9 +61,10 @@ TINY_NMS_THRESH = 0.5
 # is NOT reached; the losses still fall at the end. Session 5, same: AP 19.3 in 668 s of training,
 # over the 10 minutes. Session 6 (1 thread per run, two runs at once; AP on ToyVIS valid): a head
 # on P4..P7 at 192x320 input (``head_min_level=4``, prototypes at 48x80; ~0.53 s/step at 2 threads),
-# 1100 steps -> AP 17.1 (AP50 29.3, AP75 17.1), at lr 2e-3 -> 15.4; CondInst masks (a
-# ``cico_condinst_tiny`` built the same way) at 96x160, 1500 steps -> 14.1 (AP75 7.3), at 192x320
-# with the P4..P7 head, 900 steps -> 5.1; 2-layer towers (``tower_layers=2``; a step ~12% cheaper),
+# 1100 steps -> AP 17.6 (AP50 30.0, AP75 18.2), at lr 2e-3 -> 15.4; CondInst masks (the same
+# network with the CondInst head; not kept) at 96x160, 1500 steps -> 14.1 (AP75 7.3), at 192x320
+# with the P4..P7 head, 900 steps -> 5.1 (scored while the adapter still ran the head on P3..P7,
+# so not a fair figure); 2-layer towers (``tower_layers=2``; a step ~12% cheaper),
 # 2400 steps -> 20.9 (AP50 42.4, AP75 16.0), the same at batch 2 for 4400 steps -> 21.1. Per frame,
 # the masks are the weak part: 43% of GT masks have a prediction at IoU >= 0.75, vs 81% for the
 # small CrossVIS. The default: 2-layer towers and 2000 steps (x0.1 at 1650), under 10 minutes at 2
@@ -168,8 +170,7 @@ class TinyCiCoNet(CiCoNet):
         )
         self.set_fast3d(False)
 
-    def forward(self, x: torch.Tensor) -> HeadOutput:
-        fpn_outs = self.fpn(self.backbone(x)[1:])
+    def heads(self, fpn_outs: list[torch.Tensor]) -> HeadOutput:
         out = self.prediction_layers(fpn_outs[self.head_from :])
         out["proto"] = self.ProtoNet(fpn_outs)
         return out
