@@ -365,3 +365,100 @@ def test_small_variant_head_min_level() -> None:
             build(cfg, head_min_level=bad)
     with pytest.raises(InputError, match="small"):
         build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), head_min_level="4")
+
+
+def test_small_variant_proto_stride_2(toy: Path) -> None:
+    """``proto_stride=2`` changes only the ProtoNet: prototypes at stride 2 of the padded input from
+    the same backbone/FPN/head (their outputs equal those of the default network on shared weights);
+    the adapter feeds it the extra backbone maps with and without its per-frame feature cache."""
+    from benchmark.data.frames import VideoSample
+    from methods.cico.small import TinyProtoNet, build
+
+    cfg = get_variant_cfg(TINY)
+    x = torch.randn(3, 3, 96, 160)
+    torch.manual_seed(0)
+    s4 = build_trainer(cfg, width="32").build_model().eval()
+    torch.manual_seed(0)
+    s2 = build_trainer(cfg, width="32", proto_stride="2").build_model().eval()
+    assert isinstance(s2.ProtoNet, TinyProtoNet)
+    shared = {k: v for k, v in s4.state_dict().items() if not k.startswith("ProtoNet.proto_conv")}
+    missing, unexpected = s2.load_state_dict(shared, strict=False)
+    assert not unexpected and all(k.startswith("ProtoNet.") for k in missing)
+    with torch.no_grad():
+        o4, o2 = s4(x), s2(x)
+    assert o4["proto"].shape[:2] == (24, 40) and o2["proto"].shape[:2] == (48, 80)
+    assert o2["proto"].shape[2:] == o4["proto"].shape[2:]
+    for k in ("loc", "conf", "mask_coeff", "track", "priors"):
+        assert torch.equal(o4[k], o2[k]), k
+    # a training step runs with the finer prototypes (GT masks resized to 48x80)
+    tr = build_trainer(cfg, width="32", proto_stride="2")
+    data = tr.dataset(_train_ds(toy))
+    batch = tr.collate([data.get(i, np.random.default_rng(i)) for i in range(2)])
+    model = tr.build_model()
+    tr.set_train_mode(model, 2)
+    losses = tr.losses(model, batch, torch.device("cpu"))
+    assert all(torch.isfinite(v) for v in losses.values()) and losses["M_bce"] > 0
+    sum(losses.values()).backward()
+    assert all(p.grad is not None for p in model.ProtoNet.parameters() if p.requires_grad)
+    # inference: cached and uncached frame features give the same results
+    video = VideoSample.from_path(next(iter(sorted((toy / "valid/JPEGImages").iterdir()))), video_id=1)
+    runs = []
+    for cache in (True, False):
+        torch.manual_seed(1)
+        ad = build(cfg, width="32", proto_stride="2", cache_frames=cache)
+        runs.append([p.to_json() for p in ad.predict_video(video)])
+    assert runs[0] and runs[0] == runs[1]
+    # the ProtoNet on P4..P6 of a 192x320 input, refined to stride 4 (skips of strides 8 and 4)
+    x2 = torch.randn(3, 3, 192, 320)
+    opts = {"width": "32", "head_min_level": "4", "proto_min_level": "4"}
+    torch.manual_seed(0)
+    coarse = build_trainer(cfg, **opts).build_model().eval()
+    torch.manual_seed(0)
+    fine = build_trainer(cfg, **opts, proto_stride="4").build_model().eval()
+    shared = {k: v for k, v in coarse.state_dict().items() if not k.startswith("ProtoNet.proto_conv")}
+    missing, unexpected = fine.load_state_dict(shared, strict=False)
+    assert not unexpected and all(k.startswith("ProtoNet.") for k in missing)
+    with torch.no_grad():
+        oc, of = coarse(x2), fine(x2)
+    assert oc["proto"].shape[:2] == (24, 40) and of["proto"].shape[:2] == (48, 80)
+    assert torch.equal(oc["conf"], of["conf"]) and oc["conf"].shape[1] == 3 * (
+        12 * 20 + 6 * 10 + 3 * 5 + 2 * 3
+    )
+    for bad, level in (("1", "3"), ("3", "3"), ("8", "3"), ("2", "4"), ("16", "4")):
+        with pytest.raises(InputError, match=r"proto_stride=.*expected (4|8) .*or (2|4)"):
+            build_trainer(cfg, proto_stride=bad, proto_min_level=level)
+        with pytest.raises(InputError, match=r"proto_stride=.*expected (4|8) .*or (2|4)"):
+            build(cfg, proto_stride=bad, proto_min_level=level)
+    with pytest.raises(InputError, match=r"proto_min_level=5: expected 3"):
+        build(cfg, proto_min_level="5")
+    with pytest.raises(InputError, match="small"):
+        build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), proto_stride="2")
+
+
+def test_small_variant_tower_norm() -> None:
+    """``tower_norm=1`` puts GroupNorm(32) after each conv of the three towers (not official; the
+    small variant only); the builder takes the option too, and a bad value is an input error."""
+    from methods.cico.small import build
+
+    cfg = get_variant_cfg(TINY)
+    net = build_trainer(cfg, tower_norm="1").build_model()
+    for tower in (
+        net.prediction_layers.bbox_extra,
+        net.prediction_layers.conf_extra,
+        net.prediction_layers.track_extra,
+    ):
+        kinds = [type(m).__name__ for m in tower]
+        assert (
+            kinds
+            == ["Conv3d" if tower is not net.prediction_layers.conf_extra else "Conv2d", "GroupNorm", "ReLU"]
+            * 2
+        )
+    out = net(torch.randn(3, 3, 96, 160))
+    assert torch.isfinite(out["conf"]).all()
+    assert {k for k in build(cfg, tower_norm="1").net.state_dict()} == set(net.state_dict())
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in build(cfg).net.modules())
+    for bad in ("2", "-1", "x"):
+        with pytest.raises(InputError, match="tower_norm"):
+            build_trainer(cfg, tower_norm=bad)
+    with pytest.raises(InputError, match="small"):
+        build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), tower_norm="1")

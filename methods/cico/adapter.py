@@ -152,24 +152,24 @@ class CiCoAdapter(MethodAdapter):
 
     def forward(self, inputs: ClipInput) -> ClipRaw:
         net = self.net
-        feats = self._frame_features(inputs)
-        fpn_outs = net.fpn(feats) if not self.cache_frames else feats
-        raw = net.heads(fpn_outs)
+        raw = net.heads(self._frame_features(inputs))
         raw["conf"] = raw["conf"].sigmoid() if net.cfg.focal else raw["conf"].softmax(dim=-1)
         return ClipRaw(raw, inputs)
 
     def _frame_features(self, inputs: ClipInput) -> list[torch.Tensor]:
-        """FPN levels of the clip's frames; a frame seen by the previous clip is not recomputed."""
+        """Per-frame features of the clip's frames (``net.levels``: FPN levels P3..P7, and the
+        small variant's fine maps); a frame seen by the previous clip is not recomputed."""
         net = self.net
         if not self.cache_frames:
-            return list(net.backbone(inputs.frames)[1:])
+            return net.levels(inputs.frames)
         todo = sorted({k for k in inputs.keys if k not in self._feat_cache})
         if todo:
             pos = [inputs.keys.index(k) for k in todo]
-            outs = net.fpn(net.backbone(inputs.frames[pos])[1:])
+            outs = net.levels(inputs.frames[pos])
             for i, k in enumerate(todo):
                 self._feat_cache[k] = [o[i : i + 1] for o in outs]
-        levels = [torch.cat([self._feat_cache[k][lv] for k in inputs.keys]) for lv in range(5)]
+        n_levels = len(self._feat_cache[inputs.keys[0]])
+        levels = [torch.cat([self._feat_cache[k][lv] for k in inputs.keys]) for lv in range(n_levels)]
         nxt = inputs.clip.frame_ids[0] + self.clip_length - self.clip_overlap
         for k in [k for k in self._feat_cache if k < nxt]:
             del self._feat_cache[k]

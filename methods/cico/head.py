@@ -44,10 +44,15 @@ def conv3d_time(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
     return y.view(b, t, -1, h, w).transpose(1, 2)
 
 
-def _tower(n: int, ch: int, three_d: bool) -> nn.Sequential:
+def _tower(n: int, ch: int, three_d: bool, group_norm: bool = False) -> nn.Sequential:
+    """``n`` x (3x3(x3) conv, ReLU) as official; ``group_norm`` (the small variant's option, not
+    official) puts GroupNorm(32) between each conv and its ReLU."""
     layers: list[nn.Module] = []
     for _ in range(n):
-        layers += [nn.Conv3d(ch, ch, 3, padding=1) if three_d else nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU()]
+        layers.append(nn.Conv3d(ch, ch, 3, padding=1) if three_d else nn.Conv2d(ch, ch, 3, padding=1))
+        if group_norm:
+            layers.append(nn.GroupNorm(32, ch))
+        layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
 
@@ -107,6 +112,7 @@ class ClipPredictionModule(nn.Module):
         clip_frames: int = 3,
         track_dim: int = 64,
         tower_layers: int = 4,
+        tower_norm: bool = False,
         num_priors: int = 3,
     ) -> None:
         super().__init__()
@@ -117,9 +123,9 @@ class ClipPredictionModule(nn.Module):
         self.conf_layer = nn.Conv2d(in_channels, a * num_classes, 3, padding=1)
         self.track_layer = nn.Conv2d(in_channels, a * track_dim, 3, padding=1)
         self.mask_layer = nn.Conv2d(in_channels, a * mask_dim, 3, padding=1)
-        self.bbox_extra = _tower(tower_layers, in_channels, True)
-        self.conf_extra = _tower(tower_layers, in_channels, False)
-        self.track_extra = _tower(tower_layers, in_channels, True)
+        self.bbox_extra = _tower(tower_layers, in_channels, True, tower_norm)
+        self.conf_extra = _tower(tower_layers, in_channels, False, tower_norm)
+        self.track_extra = _tower(tower_layers, in_channels, True, tower_norm)
         self.fast3d = True
         self._prior_cache: dict[tuple[tuple[int, int], ...], tuple[torch.Tensor, torch.Tensor]] = {}
 

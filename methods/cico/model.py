@@ -78,5 +78,9 @@ class CiCoNet(nn.Module):
         out["proto"] = self.ProtoNet(fpn_outs)
         return out
 
+    def levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The per-frame feature maps ``heads`` takes: the FPN levels P3..P7 of frames ``x``."""
+        return list(self.fpn(self.backbone(x)[1:]))
+
     def forward(self, x: torch.Tensor) -> HeadOutput:
-        return self.heads(self.fpn(self.backbone(x)[1:]))
+        return self.heads(self.levels(x))

@@ -73,7 +73,8 @@ class ClipProtoNet(nn.Module):
                 x = m(x)
         return x
 
-    def forward(self, fpn_outs: list[torch.Tensor]) -> torch.Tensor:
+    def clip_features(self, fpn_outs: list[torch.Tensor]) -> torch.Tensor:
+        """The 3-D ProtoNet's output, upsampled x2: ``[B, C, T, H/4, W/4]`` (before ``proto_conv``)."""
         x = self.mask_refine[0](fpn_outs[0])
         for k in range(1, len(self.mask_refine)):
             y = self.mask_refine[k](fpn_outs[k])
@@ -82,7 +83,10 @@ class ClipProtoNet(nn.Module):
         t = self.clip_frames
         fold = x.reshape(-1, t, c, h, w).transpose(1, 2)
         y = self._seq3d(self.proto_net, fold)
-        y = F.relu(F.interpolate(y, scale_factor=(1.0, 2.0, 2.0), mode="trilinear", align_corners=True))
+        return F.relu(F.interpolate(y, scale_factor=(1.0, 2.0, 2.0), mode="trilinear", align_corners=True))
+
+    def forward(self, fpn_outs: list[torch.Tensor]) -> torch.Tensor:
+        y = self.clip_features(fpn_outs)
         if self.legacy:
             p = F.relu(self._seq3d(self.proto_conv, y))  # [B, D, T, H, W]
             return p.permute(0, 3, 4, 2, 1)[0].contiguous()

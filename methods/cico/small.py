@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import InputError
@@ -23,7 +24,7 @@ from benchmark.variant_cfg import VariantCfg
 from methods.cico.fpn import FPN
 from methods.cico.head import ClipPredictionModule, HeadOutput
 from methods.cico.model import CiCoConfig, CiCoNet
-from methods.cico.protonet import ClipProtoNet
+from methods.cico.protonet import ClipProtoNet, aligned_bilinear
 
 __all__ = [
     "TINY_CONF_THRESH",
@@ -31,6 +32,7 @@ __all__ = [
     "TINY_SCHEDULE",
     "TinyCiCoConfig",
     "TinyCiCoNet",
+    "TinyProtoNet",
     "TinyResNet",
     "build",
     "net_overrides",
@@ -90,11 +92,18 @@ class TinyCiCoConfig(CiCoConfig):
     stages: tuple[int, int, int, int] = (16, 32, 64, 128)
     blocks: tuple[int, int, int, int] = (1, 1, 1, 1)
     tower_layers: int = 2  # official: 4 (see TINY_SCHEDULE's trials)
+    tower_norm: int = 0  # 1: GroupNorm(32) after each tower conv (official: none)
     mask_dim_: int = 16
     # the finest FPN level the prediction head runs on (official: 3, i.e. P3..P7). 4 runs it on
     # P4..P7 only: at twice the input size, the head's grids and anchors (3 cells) are those of P3..P6
     # at the original size, while the ProtoNet (P3..P5) doubles the mask resolution.
     head_min_level: int = 3
+    # the finest FPN level of the ProtoNet (official: 3, i.e. P3..P5); 4 runs it on P4..P6
+    proto_min_level: int = 3
+    # stride of the prototypes in the padded input: 2 ** (proto_min_level - 1) as official (4 for
+    # P3; None means that), or half that: ``TinyProtoNet`` then refines them x2 with skips from the
+    # backbone.
+    proto_stride: int | None = None
 
     @property
     def features(self) -> int:
@@ -145,13 +154,70 @@ class TinyResNet(nn.Module):
             cin = c
         self.channels = tuple(stages)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, x: torch.Tensor, with_stem: bool = False) -> list[torch.Tensor]:
+        """``[C2, C3, C4, C5]`` (strides 4..32); ``with_stem``: ``[stem (stride 2), C2, ..., C5]``."""
         x = torch.relu(self.bn1(self.conv1(x)))
-        outs = []
+        outs = [x] if with_stem else []
         for stage in self.layer:
             x = stage(x)
             outs.append(x)
         return outs
+
+
+class TinyProtoNet(ClipProtoNet):
+    """The clip ProtoNet of the small variant (not official) on the FPN levels ``P{L}..P{L+2}``
+    (``L = proto_min_level``), optionally refined to twice the resolution (``refine``).
+
+    Without ``refine`` it is the official ProtoNet, taking its levels from ``L``. With ``refine``
+    the official part runs unchanged up to its x2-upsampled 3-D output (stride ``s = 2 ** (L - 1)``);
+    then, per frame, ``proto_conv`` takes that output concatenated with the backbone map of stride
+    ``s`` (3x3 conv, BN, ReLU), a 1x1 conv reduces it to ``FINE`` channels, which are upsampled x2
+    (aligned bilinear) and concatenated with the backbone map of stride ``s / 2``; ``fine_conv``
+    (3x3 conv, BN, ReLU, 1x1 conv) and a ReLU give the prototypes at stride ``s / 2``.
+
+    ``forward`` takes :meth:`TinyCiCoNet.levels`: P3..P7, then the backbone maps of strides 2, 4, 8.
+    """
+
+    FINE = 16
+
+    def __init__(
+        self,
+        in_channels: int,
+        proto_channels: int,
+        mask_dim: int,
+        clip_frames: int,
+        min_level: int,
+        refine: bool,
+        stages: tuple[int, ...],
+    ) -> None:
+        super().__init__(in_channels, proto_channels, mask_dim, clip_frames, 3)
+        self.src = min_level - 3  # index of the finest source level in P3..P7
+        self.refine = refine
+        if not refine:
+            return
+        c = proto_channels
+        c_same, c_fine = (stages[0], stages[0]) if min_level == 3 else (stages[1], stages[0])
+        self.skip_same, self.skip_fine = 5 + min_level - 2, 5 + min_level - 3  # in levels
+        self.proto_conv = nn.Sequential(nn.Conv2d(c + c_same, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU())
+        self.fine_reduce = nn.Conv2d(c, self.FINE, 1)
+        self.fine_conv = nn.Sequential(
+            nn.Conv2d(self.FINE + c_fine, 2 * self.FINE, 3, padding=1),
+            nn.BatchNorm2d(2 * self.FINE),
+            nn.ReLU(),
+            nn.Conv2d(2 * self.FINE, mask_dim, 1),
+        )
+
+    def forward(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        src = levels[self.src : self.src + 3]
+        if not self.refine:
+            return super().forward(src)
+        y = self.clip_features(src)
+        cp, hp, wp = y.shape[1], y.shape[-2], y.shape[-1]
+        y = y.transpose(1, 2).reshape(-1, cp, hp, wp)
+        y = self.proto_conv(torch.cat([y, levels[self.skip_same]], 1))
+        z = aligned_bilinear(self.fine_reduce(y), 2)
+        p = F.relu(self.fine_conv(torch.cat([z, levels[self.skip_fine]], 1)))  # [T, D, H, W]
+        return p.permute(2, 3, 0, 1).contiguous()  # [H, W, T, D]
 
 
 class TinyCiCoNet(CiCoNet):
@@ -164,33 +230,59 @@ class TinyCiCoNet(CiCoNet):
         self.backbone = TinyResNet(cfg.stages, cfg.blocks)  # type: ignore[assignment]
         f = cfg.features
         self.fpn = FPN(tuple(cfg.stages[1:]), f)
-        self.ProtoNet = ClipProtoNet(f, cfg.proto_channels, cfg.mask_dim, cfg.clip_frames, 3)
+        self.fine_protos = cfg.proto_stride is not None and cfg.proto_stride < 2 ** (cfg.proto_min_level - 1)
+        self.ProtoNet: ClipProtoNet
+        if cfg.proto_min_level == 3 and not self.fine_protos:
+            self.ProtoNet = ClipProtoNet(f, cfg.proto_channels, cfg.mask_dim, cfg.clip_frames, 3)
+        else:
+            self.ProtoNet = TinyProtoNet(
+                f, cfg.proto_channels, cfg.mask_dim, cfg.clip_frames, cfg.proto_min_level,
+                self.fine_protos, cfg.stages,
+            )  # fmt: skip
         self.prediction_layers = ClipPredictionModule(
-            f, cfg.conf_channels, cfg.coeff_dim, cfg.clip_frames, tower_layers=cfg.tower_layers
-        )
+            f, cfg.conf_channels, cfg.coeff_dim, cfg.clip_frames, tower_layers=cfg.tower_layers,
+            tower_norm=bool(cfg.tower_norm),
+        )  # fmt: skip
         self.set_fast3d(False)
 
+    def levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """P3..P7, then (refined prototypes) the backbone's maps of strides 2, 4 and 8."""
+        if not self.fine_protos:
+            return super().levels(x)
+        stem, c2, *rest = self.backbone(x, with_stem=True)
+        return [*self.fpn(rest), stem, c2, rest[0]]
+
     def heads(self, fpn_outs: list[torch.Tensor]) -> HeadOutput:
-        out = self.prediction_layers(fpn_outs[self.head_from :])
+        out = self.prediction_layers(fpn_outs[self.head_from : 5])
         out["proto"] = self.ProtoNet(fpn_outs)
         return out
 
 
-NET_OPTIONS = ("width", "tower_layers", "head_min_level")
+NET_OPTIONS = ("width", "tower_layers", "tower_norm", "head_min_level", "proto_min_level", "proto_stride")
 
 
 def net_overrides(options: dict[str, Any]) -> dict[str, int]:
-    """Pop the network options (``width``, ``tower_layers``: positive integers; ``head_min_level``: 3
-    or 4) from ``options``;
-    the trainer's ``--opt`` and the builder's ``--adapter-arg`` take the same ones."""
+    """Pop the network options from ``options`` (``width``, ``tower_layers``: positive integers;
+    ``head_min_level``, ``proto_min_level``: 3 or 4; ``proto_stride``: ``2 ** (proto_min_level - 1)``
+    or half that); the trainer's ``--opt`` and the builder's ``--adapter-arg`` take the same ones."""
     out: dict[str, int] = {}
     for k in NET_OPTIONS:
         if k not in options:
             continue
-        out[k] = opt_int(options.pop(k), k, minimum=1)
-    if out.get("head_min_level", 3) not in (3, 4):
+        out[k] = opt_int(options.pop(k), k, minimum=0 if k == "tower_norm" else 1)
+    if out.get("tower_norm", 0) not in (0, 1):
         raise InputError(
-            f"head_min_level={out['head_min_level']}: expected 3 (P3..P7) or 4 (P4..P7)", entry="options"
+            f"tower_norm={out['tower_norm']}: expected 0 (official) or 1 (GroupNorm)", entry="options"
+        )
+    for k in ("head_min_level", "proto_min_level"):
+        if out.get(k, 3) not in (3, 4):
+            raise InputError(f"{k}={out[k]}: expected 3 (P3) or 4 (P4)", entry="options")
+    official = 2 ** (out.get("proto_min_level", 3) - 1)
+    if out.get("proto_stride", official) not in (official, official // 2):
+        raise InputError(
+            f"proto_stride={out['proto_stride']}: expected {official} (as official, for "
+            f"proto_min_level={out.get('proto_min_level', 3)}) or {official // 2} (refined prototypes)",
+            entry="options",
         )
     return out
 

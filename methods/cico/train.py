@@ -382,10 +382,13 @@ class CiCoTrainer:
     """:class:`benchmark.train.MethodTrainer` for every ``cico_*`` variant."""
 
     OPTIONS = (
-        "augment", "cache", "freeze_bn", "min_size", "max_size", "width", "tower_layers", "head_min_level",
-        "grad_clip", "warmup",
+        "augment", "cache", "freeze_bn", "min_size", "max_size", "width", "tower_layers", "tower_norm",
+        "head_min_level", "proto_min_level", "proto_stride", "grad_clip", "warmup",
     )  # fmt: skip
-    TINY_ONLY = ("width", "tower_layers", "head_min_level", "grad_clip", "warmup")
+    TINY_ONLY = (
+        "width", "tower_layers", "tower_norm", "head_min_level", "proto_min_level", "proto_stride", "grad_clip",
+        "warmup",
+    )  # fmt: skip
 
     def __init__(self, cfg: VariantCfg, **options: Any) -> None:
         unknown = sorted(set(options) - set(self.OPTIONS))
