@@ -144,7 +144,8 @@ class CiCoAdapter(MethodAdapter):
                 f"frames of one video differ in size: {sorted(shapes)}", entry=video.name or "video"
             )
         _, h, w = imgs[0].shape
-        ph, pw = -(-max(lo, h) // 32) * 32, -(-max(hi, w) // 32) * 32
+        d = size.pad_divisor if size is not None else 32  # 32 (official); the small variant 64
+        ph, pw = -(-max(lo, h) // d) * d, -(-max(hi, w) // d) * d
         x = torch.zeros(len(imgs), 3, ph, pw)
         for i, im in enumerate(imgs):
             x[i, :, :h, :w] = torch.from_numpy(im)

@@ -46,12 +46,12 @@ def conv3d_time(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
 
 def _tower(n: int, ch: int, three_d: bool, group_norm: bool = False) -> nn.Sequential:
     """``n`` x (3x3(x3) conv, ReLU) as official; ``group_norm`` (the small variant's option, not
-    official) puts GroupNorm(32) between each conv and its ReLU."""
+    official) puts GroupNorm between each conv and its ReLU (32 groups, or gcd(32, channels))."""
     layers: list[nn.Module] = []
     for _ in range(n):
         layers.append(nn.Conv3d(ch, ch, 3, padding=1) if three_d else nn.Conv2d(ch, ch, 3, padding=1))
         if group_norm:
-            layers.append(nn.GroupNorm(32, ch))
+            layers.append(nn.GroupNorm(math.gcd(32, ch), ch))
         layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 

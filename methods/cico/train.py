@@ -471,7 +471,8 @@ class CiCoTrainer:
         )
 
     def collate(self, samples: list[ClipSample]) -> ClipBatch:
-        return collate_clips(samples)
+        size = self.cfg.input_size
+        return collate_clips(samples, size.pad_divisor if size is not None else 32)
 
     def losses(self, model: nn.Module, batch: ClipBatch, device: torch.device) -> dict[str, torch.Tensor]:
         out = model(batch.frames.to(device))

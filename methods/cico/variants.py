@@ -141,7 +141,8 @@ SMALL_VARIANTS: tuple[VariantCfg, ...] = (
         official_repo=_REPO,
         official_commit=_COMMIT,
         paper="arXiv:2203.06421 (ECCV 2022)",
-        input_size=InputSize(min_size=96, max_size=160, pad_divisor=32, pad_min=(96, 160)),
+        # padded to a multiple of 64: its ProtoNet runs on P4..P6 (P6 at stride 64; see small.py)
+        input_size=InputSize(min_size=192, max_size=320, pad_divisor=64, pad_min=(192, 320)),
         clip_length=3,
         clip_overlap=1,
         notes=(
