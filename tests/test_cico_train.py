@@ -367,6 +367,14 @@ def test_small_variant_head_min_level() -> None:
         build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), head_min_level="4")
 
 
+def _load_all_but_the_protonet(dst: torch.nn.Module, src: torch.nn.Module) -> None:
+    """Copy ``src``'s weights into ``dst`` except ``ProtoNet.proto_conv`` (its shapes differ); only
+    ProtoNet parameters may be left at their initialisation."""
+    shared = {k: v for k, v in src.state_dict().items() if not k.startswith("ProtoNet.proto_conv")}
+    missing, unexpected = dst.load_state_dict(shared, strict=False)
+    assert not unexpected and all(k.startswith("ProtoNet.") for k in missing)
+
+
 def test_small_variant_proto_stride_2(toy: Path) -> None:
     """``proto_stride=2`` changes only the ProtoNet: prototypes at stride 2 of the padded input from
     the same backbone/FPN/head (their outputs equal those of the default network on shared weights);
@@ -382,9 +390,7 @@ def test_small_variant_proto_stride_2(toy: Path) -> None:
     torch.manual_seed(0)
     s2 = build_trainer(cfg, width="32", proto_stride="2", **p3).build_model().eval()
     assert isinstance(s2.ProtoNet, TinyProtoNet)
-    shared = {k: v for k, v in s4.state_dict().items() if not k.startswith("ProtoNet.proto_conv")}
-    missing, unexpected = s2.load_state_dict(shared, strict=False)
-    assert not unexpected and all(k.startswith("ProtoNet.") for k in missing)
+    _load_all_but_the_protonet(dst=s2, src=s4)
     with torch.no_grad():
         o4, o2 = s4(x), s2(x)
     assert o4["proto"].shape[:2] == (24, 40) and o2["proto"].shape[:2] == (48, 80)
@@ -419,9 +425,7 @@ def test_small_variant_proto_stride_2(toy: Path) -> None:
     coarse = build_trainer(cfg, **opts, proto_stride="8").build_model().eval()
     torch.manual_seed(0)
     fine = build_trainer(cfg, **opts, proto_stride="4").build_model().eval()
-    shared = {k: v for k, v in coarse.state_dict().items() if not k.startswith("ProtoNet.proto_conv")}
-    missing, unexpected = fine.load_state_dict(shared, strict=False)
-    assert not unexpected and all(k.startswith("ProtoNet.") for k in missing)
+    _load_all_but_the_protonet(dst=fine, src=coarse)
     with torch.no_grad():
         oc, of = coarse(x2), fine(x2)
     assert oc["proto"].shape[:2] == (24, 40) and of["proto"].shape[:2] == (48, 80)

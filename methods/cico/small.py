@@ -5,9 +5,9 @@ clip ProtoNet, Yolact clip masks, Detect, Track_TF), with smaller widths, 2-laye
 GroupNorm (official: 4 layers, no norm), a narrow ResNet-18-like stack of basic blocks, and (see
 :data:`TINY_SCHEDULE`'s trials) the head on P4..P7 and the ProtoNet on P4..P6 of a 192x320 input,
 its prototypes refined to stride 4 with skips from the backbone (``TinyProtoNet``); options give
-back the official levels and towers. The state dict keeps the official module names (``backbone.*``, ``fpn.*``, ``ProtoNet.*``,
-``prediction_layers.*``), so the adapter and the checkpoint loading are the ones of every other
-CiCo variant.
+back the official levels and towers. The state dict keeps the official module names
+(``backbone.*``, ``fpn.*``, ``ProtoNet.*``, ``prediction_layers.*``), so the adapter and the
+checkpoint loading are the ones of every other CiCo variant.
 """
 
 from __future__ import annotations
@@ -277,7 +277,7 @@ class TinyCiCoNet(CiCoNet):
     def heads(self, fpn_outs: list[torch.Tensor]) -> HeadOutput:
         out = self.prediction_layers(fpn_outs[self.head_from : 5])
         out["proto"] = self.ProtoNet(fpn_outs)
-        if self.training and self.head_from and self.p3_unused:
+        if self.training and self.p3_unused:
             # P3 feeds neither the head nor the ProtoNet (the official FPN still computes it): tied
             # into the graph with weight 0, so DDP sees every parameter used
             out["proto"] = out["proto"] + 0.0 * fpn_outs[0].sum()
