@@ -31,6 +31,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    """Give back torch's intra-op thread count after every test: ``visrepro train --threads`` and
+    ``visrepro speed --threads`` run in-process in some tests and set it for the whole process, and
+    a later test comparing scores at 1e-5 would then run at another count (float sums in another
+    order: one such test failed once when run after the training tests)."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
 def make_tiny_dataset(
     root: Path, *, videos: int = 2, frames: int = 4, size: tuple[int, int] = (24, 32)
 ) -> Path:

@@ -470,3 +470,63 @@ def test_small_variant_tower_norm() -> None:
             build_trainer(cfg, tower_norm=bad)
     with pytest.raises(InputError, match="small"):
         build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), tower_norm="1")
+
+
+def test_small_variant_anchor_scales() -> None:
+    """``anchor_scales=3``: 9 anchors per location (each aspect ratio at 2, 2.52 and 3.17 cells,
+    scale-major as the head's output channels); ``1`` (default) keeps the official priors exactly.
+    The builder takes the option; a model trained with it predicts end to end."""
+    from methods.cico.small import build
+
+    sizes = [(4, 6), (2, 3)]
+    official, lv = make_priors(sizes)
+    assert torch.equal(make_priors(sizes, scales=(1.0,))[0], official) and official.shape == (3 * 30, 4)
+    scales = tuple(2 / 3 * 2 ** (k / 3) for k in range(3))
+    nine, lv9 = make_priors(sizes, scales=scales)
+    assert nine.shape == (9 * 30, 4) and torch.equal(lv9.unique(), lv.unique())
+    loc0 = nine[:9]  # the first location: same centre, 3 scales x 3 aspect ratios
+    assert torch.allclose(loc0[:, :2], official[0, :2].expand(9, 2))
+    for k, s in enumerate(scales):
+        assert torch.allclose(loc0[3 * k : 3 * k + 3, 2:], official[:3, 2:] * s, atol=1e-6)
+    cfg = get_variant_cfg(TINY)
+    net = build_trainer(cfg, anchor_scales="3").build_model().eval()
+    with torch.no_grad():
+        out = net(torch.randn(3, 3, 192, 320))
+    n_loc = 12 * 20 + 6 * 10 + 3 * 5 + 2 * 3  # P4..P7 of the 192x320 input
+    assert out["conf"].shape[1] == out["priors"].shape[0] == 9 * n_loc
+    assert out["track"].shape[1] == out["mask_coeff"].shape[1] == 9 * n_loc
+    ad = build(cfg, anchor_scales="3")
+    assert {k: v.shape for k, v in ad.net.state_dict().items()} == {
+        k: v.shape for k, v in net.state_dict().items()
+    }
+    for bad in ("2", "0", "x"):
+        with pytest.raises(InputError, match="anchor_scales"):
+            build_trainer(cfg, anchor_scales=bad)
+    with pytest.raises(InputError, match="small"):
+        build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), anchor_scales="3")
+
+
+def test_small_variant_pos_iou_moves_both_matching_thresholds() -> None:
+    """``pos_iou`` (small variant only): positives at IoU >= pos_iou, negatives under pos_iou - 0.1
+    (official 0.5 / 0.4); a lower threshold gives a GT more positive anchors."""
+    cfg = get_variant_cfg(TINY)
+    assert (build_trainer(cfg).loss_cfg.pos_threshold, build_trainer(cfg).loss_cfg.neg_threshold) == (
+        0.5,
+        0.4,
+    )
+    low = build_trainer(cfg, pos_iou="0.4").loss_cfg
+    assert (low.pos_threshold, low.neg_threshold) == (0.4, 0.3)
+    pri = make_priors([(12, 20), (6, 10)])[0]
+    gt = torch.tensor([[[0.30, 0.30, 0.45, 0.52]] * 3])
+    n_pos = [
+        int(
+            (match_clip_frame(gt, torch.tensor([1]), pri, 0, c.pos_threshold, c.neg_threshold).conf > 0).sum()
+        )
+        for c in (build_trainer(cfg).loss_cfg, low)
+    ]
+    assert n_pos[1] > n_pos[0] >= 1
+    for bad in ("0.1", "1.5", "x"):
+        with pytest.raises(InputError, match="pos_iou"):
+            build_trainer(cfg, pos_iou=bad)
+    with pytest.raises(InputError, match="small"):
+        build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), pos_iou="0.4")

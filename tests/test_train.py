@@ -5,6 +5,7 @@ loadable by ``visrepro predict``, CLI errors."""
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,52 @@ def test_resume_is_bit_exact_and_the_final_model_loads_in_predict(toy: Path, tmp
     adapter = create_adapter(TINY)
     report = adapter.load_official_checkpoint(full / FINAL_MODEL)
     assert report.complete
+
+
+def test_prefetched_batches_are_the_loop_s_batches(toy: Path, tmp_path: Path) -> None:
+    """The background loading (``--prefetch``) trains exactly as loading in the loop (default),
+    with micro-batches too, and stops cleanly at ``--stop-at``."""
+    common = ("--max-steps", "3", "--batch-size", "2", "--accumulate", "2", "--save-every", "0")
+    assert run(_args(toy, tmp_path / "ahead", *common, "--prefetch")) == 0
+    assert run(_args(toy, tmp_path / "loop", *common)) == 0
+    a, b = _final(tmp_path / "ahead"), _final(tmp_path / "loop")
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert run(_args(toy, tmp_path / "stop", *common, "--prefetch", "--stop-at", "1")) == 0
+    assert len((tmp_path / "stop" / "train_log.jsonl").read_text().splitlines()) == 1
+
+
+def test_bf16_autocast_trains_with_fp32_weights(toy: Path, tmp_path: Path) -> None:
+    """``--precision bf16`` runs the forward pass and the losses under bf16 autocast (other weights
+    than fp32 after a step, finite losses) and keeps the weights fp32; recorded in the summary."""
+    import json
+
+    common = ("--max-steps", "2", "--batch-size", "2", "--save-every", "0")
+    assert run(_args(toy, tmp_path / "bf16", *common, "--precision", "bf16")) == 0
+    assert run(_args(toy, tmp_path / "fp32", *common)) == 0
+    a, b = _final(tmp_path / "bf16"), _final(tmp_path / "fp32")
+    assert all(v.dtype != torch.bfloat16 for v in a.values())
+    assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
+    summary = json.loads((tmp_path / "bf16" / "train_summary.json").read_text())
+    assert summary["precision"] == "bf16" and all(math.isfinite(v) for v in summary["last_losses"].values())
+    with pytest.raises(SystemExit) as exc:
+        _args(toy, tmp_path / "x", "--precision", "fp16")
+    assert exc.value.code == 2
+
+
+def test_prefetch_raises_a_loading_error_at_its_step() -> None:
+    from benchmark.train import _ahead
+
+    def load(step: int, k: int) -> int:
+        if step == 2:
+            raise InputError(f"frame of step {step} unreadable", file="f.jpg")
+        return step
+
+    gen = _ahead(load, iter([(0, 0), (1, 0), (2, 0), (3, 0)]))
+    assert next(gen) == 0 and next(gen) == 1
+    with pytest.raises(InputError, match="step 2 unreadable"):
+        next(gen)
+    assert list(_ahead(load, iter([]))) == []
 
 
 def test_resume_refuses_another_variant_or_batch(toy: Path, tmp_path: Path) -> None:

@@ -68,23 +68,28 @@ def _run_tower(tower: nn.Sequential, x: torch.Tensor, fast3d: bool) -> torch.Ten
 
 
 def make_priors(
-    level_sizes: list[tuple[int, int]], device: torch.device | None = None
+    level_sizes: list[tuple[int, int]], device: torch.device | None = None, scales: tuple[float, ...] = (1.0,)
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Anchors ``[N, 4]`` (cx, cy, w, h, normalised) and their level ``[N]``: per level, row-major
     over ``(j, i)``, 3 aspect ratios per location, a 3-cell box (computed in float64 as Python
-    does, then stored as float32)."""
+    does, then stored as float32). ``scales`` (the small variant's ``anchor_scales`` option, not
+    official) gives each location ``3 * len(scales)`` anchors, the 3-cell box times each scale
+    (scale-major, then aspect ratio: the order of the head's output channels)."""
     priors, levels = [], []
+    a = 3 * len(scales)
     for idx, (h, w) in enumerate(level_sizes):
         j, i = torch.meshgrid(
             torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
         )
-        cx = ((i + 0.5) / w).reshape(-1, 1).expand(-1, 3)
-        cy = ((j + 0.5) / h).reshape(-1, 1).expand(-1, 3)
-        ars = torch.tensor([math.sqrt(a) for a in ASPECT_RATIOS], dtype=torch.float64)
-        pw = (3 * ars / w).expand(h * w, 3)
-        ph = (3 / ars / h).expand(h * w, 3)
+        cx = ((i + 0.5) / w).reshape(-1, 1).expand(-1, a)
+        cy = ((j + 0.5) / h).reshape(-1, 1).expand(-1, a)
+        ars = torch.tensor([math.sqrt(r) for r in ASPECT_RATIOS], dtype=torch.float64)
+        cells = torch.cat([3 * s * ars for s in scales]) if scales != (1.0,) else 3 * ars
+        inv = torch.cat([3 * s / ars for s in scales]) if scales != (1.0,) else 3 / ars
+        pw = (cells / w).expand(h * w, a)
+        ph = (inv / h).expand(h * w, a)
         priors.append(torch.stack([cx, cy, pw, ph], -1).reshape(-1, 4))
-        levels.append(torch.full((h * w * 3,), float(idx), dtype=torch.float64))
+        levels.append(torch.full((h * w * a,), float(idx), dtype=torch.float64))
     return torch.cat(priors).float().to(device), torch.cat(levels).float().to(device)
 
 
@@ -113,11 +118,12 @@ class ClipPredictionModule(nn.Module):
         track_dim: int = 64,
         tower_layers: int = 4,
         tower_norm: bool = False,
-        num_priors: int = 3,
+        anchor_scales: tuple[float, ...] = (1.0,),
     ) -> None:
         super().__init__()
-        self.clip_frames, self.num_priors = clip_frames, num_priors
-        a = num_priors
+        self.anchor_scales = tuple(anchor_scales)
+        self.clip_frames, self.num_priors = clip_frames, 3 * len(self.anchor_scales)
+        a = self.num_priors
         self.bbox_layer = nn.Conv2d(in_channels, a * 4 * clip_frames, 3, padding=1)
         self.centerness_layer = nn.Conv2d(in_channels, a, 3, padding=1)
         self.conf_layer = nn.Conv2d(in_channels, a * num_classes, 3, padding=1)
@@ -132,7 +138,7 @@ class ClipPredictionModule(nn.Module):
     def priors(self, sizes: list[tuple[int, int]], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         key = tuple(sizes)
         if key not in self._prior_cache or self._prior_cache[key][0].device != device:
-            self._prior_cache[key] = make_priors(sizes, device)
+            self._prior_cache[key] = make_priors(sizes, device, self.anchor_scales)
         return self._prior_cache[key]
 
     def forward(self, fpn_outs: list[torch.Tensor]) -> HeadOutput:

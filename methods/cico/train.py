@@ -383,11 +383,11 @@ class CiCoTrainer:
 
     OPTIONS = (
         "augment", "cache", "freeze_bn", "min_size", "max_size", "width", "tower_layers", "tower_norm",
-        "head_min_level", "proto_min_level", "proto_stride", "grad_clip", "warmup",
+        "head_min_level", "proto_min_level", "proto_stride", "anchor_scales", "grad_clip", "warmup", "pos_iou",
     )  # fmt: skip
     TINY_ONLY = (
-        "width", "tower_layers", "tower_norm", "head_min_level", "proto_min_level", "proto_stride", "grad_clip",
-        "warmup",
+        "width", "tower_layers", "tower_norm", "head_min_level", "proto_min_level", "proto_stride",
+        "anchor_scales", "grad_clip", "warmup", "pos_iou",
     )  # fmt: skip
 
     def __init__(self, cfg: VariantCfg, **options: Any) -> None:
@@ -422,9 +422,13 @@ class CiCoTrainer:
             self.net_cfg = tiny_config_of(cfg, **net_overrides(dict(options)))
         else:
             self.net_cfg = config_of(cfg)
+        # pos_iou (small variant only, not official): an anchor is positive at IoU >= pos_iou with a
+        # GT box, negative under pos_iou - 0.1 (official 0.5 / 0.4)
+        pos = opt_float(options.get("pos_iou", 0.5), "pos_iou", minimum=0.2, maximum=0.9)
         self.loss_cfg = LossConfig(
-            clip_frames=cfg.clip_length, mask_type=self.net_cfg.mask_type, focal=self.net_cfg.focal
-        )
+            clip_frames=cfg.clip_length, mask_type=self.net_cfg.mask_type, focal=self.net_cfg.focal,
+            pos_threshold=pos, neg_threshold=round(pos - 0.1, 6),
+        )  # fmt: skip
 
     # -- model
     def build_model(self) -> nn.Module:
