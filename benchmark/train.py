@@ -525,9 +525,9 @@ def _ahead(load: Any, keys: Iterator[tuple[int, int]]) -> Generator[Any, None, N
     """``load(*key)`` for each key, one key ahead in a background thread: the next batch is read,
     augmented and collated while the model trains on this one (``--prefetch``; the data loading is
     6-12% of a small model's step on 2 CPU cores, but there the extra thread competes with torch's
-    and 100 steps of the small CiCo took 55 s instead of 45). Same batches in the same order as loading in the loop (each is
-    a pure function of its key; the dataset's frame cache is only ever added to); an error while
-    loading is raised at the step that needs the batch."""
+    and 100 steps of the small CiCo took 55 s instead of 45). Same batches in the same order as
+    loading in the loop (each is a pure function of its key; the dataset's frame cache is only ever
+    added to); an error while loading is raised at the step that needs the batch."""
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(1, thread_name_prefix="visrepro-data") as pool:

@@ -480,7 +480,10 @@ def test_small_variant_anchor_scales() -> None:
 
     sizes = [(4, 6), (2, 3)]
     official, lv = make_priors(sizes)
-    assert torch.equal(make_priors(sizes, scales=(1.0,))[0], official) and official.shape == (3 * 30, 4)
+    assert official.shape == (3 * 30, 4)  # official: a 3-cell box at aspect ratios 1, 1/2, 2
+    r = math.sqrt(0.5)
+    expect = torch.tensor([[0.5 / 6, 0.5 / 4, 3 / 6, 3 / 4], [0.5 / 6, 0.5 / 4, 3 * r / 6, 3 / r / 4]])
+    assert torch.allclose(official[:2], expect, atol=1e-7)
     scales = tuple(2 / 3 * 2 ** (k / 3) for k in range(3))
     nine, lv9 = make_priors(sizes, scales=scales)
     assert nine.shape == (9 * 30, 4) and torch.equal(lv9.unique(), lv.unique())

@@ -84,8 +84,8 @@ def make_priors(
         cx = ((i + 0.5) / w).reshape(-1, 1).expand(-1, a)
         cy = ((j + 0.5) / h).reshape(-1, 1).expand(-1, a)
         ars = torch.tensor([math.sqrt(r) for r in ASPECT_RATIOS], dtype=torch.float64)
-        cells = torch.cat([3 * s * ars for s in scales]) if scales != (1.0,) else 3 * ars
-        inv = torch.cat([3 * s / ars for s in scales]) if scales != (1.0,) else 3 / ars
+        cells = torch.cat([3 * s * ars for s in scales])  # scale 1.0: exactly the official 3 * ars
+        inv = torch.cat([3 * s / ars for s in scales])
         pw = (cells / w).expand(h * w, a)
         ph = (inv / h).expand(h * w, a)
         priors.append(torch.stack([cx, cy, pw, ph], -1).reshape(-1, 4))
