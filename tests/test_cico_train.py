@@ -216,6 +216,38 @@ def test_clip_samples_keep_boxes_and_masks_consistent_through_augmentation(toy: 
     assert batch.frames.shape[0] == 6 and batch.frames.shape[-1] % 32 == 0
 
 
+def test_flip_and_expand_options_choose_the_augmentation(toy: Path) -> None:
+    """flip=horizontal mirrors frames, masks and boxes left-right (official: up-down); expand=0
+    drops the zoom but keeps the random draws, so the same clips and flips are seen."""
+    base = dict(min_size="96", max_size="160", expand="0")
+    plain = build_trainer(get_variant_cfg(TINY), **base, augment="0").dataset(_train_ds(toy))
+    flips = {
+        f: build_trainer(get_variant_cfg(TINY), **base, flip=f).dataset(_train_ds(toy))
+        for f in ("vertical", "horizontal")
+    }
+    seen = {"vertical": 0, "horizontal": 0}
+    for i in range(16):
+        ref = plain.get(i, np.random.default_rng(i))
+        for f, data in flips.items():
+            s = data.get(i, np.random.default_rng(i))
+            if np.array_equal(s.frames, ref.frames):
+                continue  # not flipped this time
+            seen[f] += 1
+            axis = 3 if f == "horizontal" else 2
+            np.testing.assert_array_equal(s.frames, np.flip(ref.frames, axis))
+            np.testing.assert_array_equal(s.masks, np.flip(ref.masks, axis))
+            lo, hi, same = (0, 2, [1, 3]) if f == "horizontal" else (1, 3, [0, 2])
+            on = (ref.boxes != 0).any(-1)  # boxes of absent objects stay all-zero
+            np.testing.assert_allclose(s.boxes[on][:, lo], 1 - ref.boxes[on][:, hi], atol=1e-6)
+            np.testing.assert_allclose(s.boxes[on][:, hi], 1 - ref.boxes[on][:, lo], atol=1e-6)
+            np.testing.assert_array_equal(s.boxes[on][:, same], ref.boxes[on][:, same])
+            assert not s.boxes[~on].any()
+    # the same draw flips the same clips either way
+    assert seen["vertical"] == seen["horizontal"] and 0 < seen["vertical"] < 16
+    with pytest.raises(InputError, match=r"flip='diagonal'"):
+        build_trainer(get_variant_cfg(TINY), flip="diagonal")
+
+
 # ---- init ----------------------------------------------------------------------------------------
 def test_coco_2d_weights_are_inflated_as_the_official_init() -> None:
     tr = build_trainer(get_variant_cfg(TINY), width="16")

@@ -127,11 +127,16 @@ class CiCoClipDataset:
         *,
         augment: bool = True,
         cache: bool | None = None,
+        flip: str = "vertical",
+        expand: bool = True,
     ) -> None:
+        if flip not in ("vertical", "horizontal"):
+            raise InputError(f"flip={flip!r}: expected vertical (official) or horizontal", entry="options")
         if not ds.has_annotations:
             raise InputError("training needs an annotation file with GT tracks", file=ds.ann_file)
         self.ds, self.clip_frames = ds, clip_frames
         self.min_size, self.max_size, self.augment = min_size, max_size, augment
+        self.flip, self.expand = flip, expand
         self.cat2label = {cid: i + 1 for i, cid in enumerate(sorted(ds.categories))}
         # (vid, frame) -> [(track index, x1, y1, x2, y2, label, obj id)]
         self.frame_anns: dict[tuple[int, int], list[tuple[int, float, float, float, float, int, int]]] = {}
@@ -240,17 +245,24 @@ class CiCoClipDataset:
         h0, w0 = imgs[0].shape[:2]
         boxes = boxes / np.array([w0, h0, w0, h0], np.float32)
         n, t = masks.shape[:2]
-        if self.augment and rng.integers(2):  # official RandomFlip: vertical
-            imgs = [im[::-1] for im in imgs]
-            masks = masks[:, :, ::-1]
-            boxes = np.stack([boxes[..., 0], 1 - boxes[..., 3], boxes[..., 2], 1 - boxes[..., 1]], -1)
+        if self.augment and rng.integers(2):
+            if self.flip == "vertical":  # official RandomFlip: vertical
+                imgs = [im[::-1] for im in imgs]
+                masks = masks[:, :, ::-1]
+                boxes = np.stack([boxes[..., 0], 1 - boxes[..., 3], boxes[..., 2], 1 - boxes[..., 1]], -1)
+            else:  # option flip=horizontal (not official)
+                imgs = [im[:, ::-1] for im in imgs]
+                masks = masks[:, :, :, ::-1]
+                boxes = np.stack([1 - boxes[..., 2], boxes[..., 1], 1 - boxes[..., 0], boxes[..., 3]], -1)
         h, w = resized_size(h0, w0, self.min_size, self.max_size)
         if (h, w) != (h0, w0):
             imgs = [cv2.resize(np.ascontiguousarray(im), (w, h)) for im in imgs]
             m = _resize_stack(masks.reshape(n * t, h0, w0).transpose(1, 2, 0), w, h)
             masks = m.transpose(2, 0, 1).reshape(n, t, h, w)
         masks = np.ascontiguousarray(masks)
-        if self.augment and rng.integers(2):  # official "expand": zoom out / in
+        # the official "expand" (zoom out / in); the draw is made with expand=0 too, so the two
+        # runs see the same clips, flips and references
+        if self.augment and rng.integers(2) and self.expand:
             scale = float(rng.uniform(0.5, 1.5))
             iw, ih = int(w * scale), int(h * scale)
             imgs = [cv2.resize(np.ascontiguousarray(im), (iw, ih)) for im in imgs]
@@ -384,6 +396,7 @@ class CiCoTrainer:
     OPTIONS = (
         "augment", "cache", "freeze_bn", "min_size", "max_size", "width", "tower_layers", "tower_norm",
         "head_min_level", "proto_min_level", "proto_stride", "anchor_scales", "grad_clip", "warmup", "pos_iou",
+        "flip", "expand",
     )  # fmt: skip
     TINY_ONLY = (
         "width", "tower_layers", "tower_norm", "head_min_level", "proto_min_level", "proto_stride",
@@ -406,6 +419,15 @@ class CiCoTrainer:
             options.get("max_size", size.max_size if size else 640), "max_size", minimum=1
         )
         self.augment = opt_bool(options.get("augment", True), "augment")
+        # flip (vertical: official; horizontal) and expand (the official zoom; 0: none) choose the
+        # augmentations augment=1 applies (the small variant's trials: TINY_SCHEDULE)
+        self.flip = str(options.get("flip", "vertical")).strip().lower()
+        if self.flip not in ("vertical", "horizontal"):
+            raise InputError(
+                f"option flip={options['flip']!r}: expected vertical (official) or horizontal",
+                entry="options",
+            )
+        self.expand = opt_bool(options.get("expand", True), "expand")
         self.cache = None if "cache" not in options else opt_bool(options["cache"], "cache")
         self.freeze_bn = None if "freeze_bn" not in options else opt_bool(options["freeze_bn"], "freeze_bn")
         for k in self.TINY_ONLY:
@@ -471,8 +493,9 @@ class CiCoTrainer:
                 file=ds.ann_file,
             )
         return CiCoClipDataset(
-            ds, self.cfg.clip_length, self.min_size, self.max_size, augment=self.augment, cache=self.cache
-        )
+            ds, self.cfg.clip_length, self.min_size, self.max_size, augment=self.augment, cache=self.cache,
+            flip=self.flip, expand=self.expand,
+        )  # fmt: skip
 
     def collate(self, samples: list[ClipSample]) -> ClipBatch:
         size = self.cfg.input_size
@@ -518,6 +541,8 @@ class CiCoTrainer:
             "min_size": self.min_size,
             "max_size": self.max_size,
             "augment": self.augment,
+            "flip": self.flip,
+            "expand": self.expand,
             "freeze_bn": self.freeze_bn,
         }
 
