@@ -194,7 +194,8 @@ def test_reference_frames_are_the_official_offsets() -> None:
 
 
 def test_clip_samples_keep_boxes_and_masks_consistent_through_augmentation(toy: Path) -> None:
-    tr = build_trainer(get_variant_cfg(TINY), min_size="96", max_size="160")  # the toy frames' size
+    # the toy frames' size; the official augmentation (the small variant's default has no zoom)
+    tr = build_trainer(get_variant_cfg(TINY), min_size="96", max_size="160", flip="vertical", expand="1")
     data = tr.dataset(_train_ds(toy))
     flips = 0
     for i in range(12):
@@ -335,6 +336,12 @@ def test_small_variant_defaults_and_official_schedule_unchanged() -> None:
     official = get_variant_cfg("cico_yolact_r50.ytvis2019")
     s = build_trainer(official).schedule(600, 6)
     assert (s.lr, s.warmup_steps, s.warmup_init_lr, s.grad_clip) == (1e-3, 500, 1e-4, None)
+    # augmentation: official (vertical flip, zoom) but for the small variant (horizontal, no zoom)
+    assert (build_trainer(official).flip, build_trainer(official).expand) == ("vertical", True)
+    assert (build_trainer(get_variant_cfg(TINY)).flip, build_trainer(get_variant_cfg(TINY)).expand) == (
+        "horizontal",
+        False,
+    )
     with pytest.raises(InputError, match="small"):
         build_trainer(official, grad_clip="5")
 
