@@ -22,7 +22,8 @@ collate function, the loss dict, the official schedule and initialisation. The l
   ``--save-every`` steps and at the end, written atomically; ``model_final.pth`` = the variant's
   official checkpoint layout (loadable by ``visrepro predict --checkpoint``);
 * ``--resume`` continues from ``last.pth`` (or a given file) bit-exactly: model, optimizer,
-  schedule position, step and RNG states.
+  schedule position, step and RNG states; a state of another variant, global batch, precision or
+  set of trainer options (``--opt``) is refused, naming what differs.
 """
 
 from __future__ import annotations
@@ -399,6 +400,22 @@ def train(a: TrainArgs) -> dict[str, Any]:
                 raise InputError(
                     f"the state was trained with global batch {st['batch']['global']}, not {gb}", file=path
                 )
+            # the numerics a state was trained with go on unchanged: same precision, same trainer
+            # options (network, augmentation, input size); states written before these were
+            # recorded are taken as fp32 with unknown options
+            was = st.get("precision", "fp32")
+            if was != a.precision:
+                raise InputError(
+                    f"the state was trained with --precision {was}, not {a.precision}", file=path
+                )
+            old_cfg, new_cfg = st.get("config"), trainer.config()
+            if old_cfg is not None and old_cfg != new_cfg:
+                diff = sorted(k for k in {*old_cfg, *new_cfg} if old_cfg.get(k) != new_cfg.get(k))
+                raise InputError(
+                    "the state was trained with other trainer options (--opt): "
+                    + "; ".join(f"{k}: {old_cfg.get(k)!r} then, {new_cfg.get(k)!r} now" for k in diff),
+                    file=path,
+                )
             model.load_state_dict(st["model"])
             sched = Schedule(**{**st["schedule"], "decay_steps": tuple(st["schedule"]["decay_steps"])})
             step = int(st["step"])
@@ -422,7 +439,7 @@ def train(a: TrainArgs) -> dict[str, Any]:
             return {
                 "format": STATE_FORMAT, "variant": cfg.name, "step": step, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "schedule": asdict(sched), "rng": _rng_states(),
-                "config": trainer.config(), "seed": a.seed, "init": init_report,
+                "config": trainer.config(), "seed": a.seed, "init": init_report, "precision": a.precision,
                 "batch": {"per_process": bs, "world_size": info.world_size, "global": gb, "accumulate": a.accumulate},
             }  # fmt: skip
 

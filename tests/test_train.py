@@ -159,6 +159,10 @@ def test_resume_refuses_another_variant_or_batch(toy: Path, tmp_path: Path) -> N
     assert run(_args(toy, out, "--max-steps", "2", "--stop-at", "1", "--batch-size", "1")) == 0
     with pytest.raises(InputError, match="global batch"):
         run(_args(toy, out, "--max-steps", "2", "--batch-size", "2", "--resume"))
+    with pytest.raises(InputError, match="--precision fp32, not bf16"):
+        run(_args(toy, out, "--max-steps", "2", "--batch-size", "1", "--precision", "bf16", "--resume"))
+    with pytest.raises(InputError, match=r"other trainer options.*expand: False then, True now"):
+        run(_args(toy, out, "--max-steps", "2", "--batch-size", "1", "--opt", "expand=1", "--resume"))
     with pytest.raises(InputError, match="no training state"):
         run(_args(toy, tmp_path / "none", "--resume"))
     with pytest.raises(UsageError, match="multiple of --accumulate"):
