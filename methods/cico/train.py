@@ -102,6 +102,9 @@ def sample_ref_frames(
     return [valid[int(k)] for k in pick]
 
 
+FLIPS = ("vertical", "horizontal")  # the flip of the augmentation (official: vertical)
+
+
 def _resize_stack(x: np.ndarray, w: int, h: int) -> np.ndarray:
     """cv2 bilinear resize of ``[h0, w0, c]`` (any c >= 1) -> ``[h, w, c]``."""
     if x.shape[2] == 0:
@@ -131,8 +134,8 @@ class CiCoClipDataset:
         flip: str = "vertical",
         expand: bool = True,
     ) -> None:
-        if flip not in ("vertical", "horizontal"):
-            raise InputError(f"flip={flip!r}: expected vertical (official) or horizontal", entry="options")
+        if flip not in FLIPS:
+            raise InputError(f"flip={flip!r}: expected one of {FLIPS} (official: vertical)", entry="options")
         if not ds.has_annotations:
             raise InputError("training needs an annotation file with GT tracks", file=ds.ann_file)
         self.ds, self.clip_frames = ds, clip_frames
@@ -422,12 +425,12 @@ class CiCoTrainer:
         self.augment = opt_bool(options.get("augment", True), "augment")
         # flip (vertical: official; horizontal) and expand (the official zoom; 0: none) choose the
         # augmentations augment=1 applies. The small variant's defaults (not official) are a
-        # horizontal flip and no zoom: the zoom cost it 4 AP in its 10-minute schedule, where it
-        # under-fits (TINY_SCHEDULE in methods/cico/small.py).
+        # horizontal flip and no zoom: with the official ones it scored ~4 AP less in its 10-minute
+        # schedule, where it under-fits (mean of three runs each; TINY_SCHEDULE in methods/cico/small.py).
         self.flip = str(options.get("flip", "horizontal" if self.tiny else "vertical")).strip().lower()
-        if self.flip not in ("vertical", "horizontal"):
+        if self.flip not in FLIPS:
             raise InputError(
-                f"option flip={options['flip']!r}: expected vertical (official) or horizontal",
+                f"option flip={options['flip']!r}: expected one of {FLIPS} (official: vertical)",
                 entry="options",
             )
         self.expand = opt_bool(options.get("expand", not self.tiny), "expand")
