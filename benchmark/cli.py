@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from benchmark import __version__
-from benchmark.errors import EXIT_INPUT, InputError, UsageError
+from benchmark.errors import EXIT_FAILED, EXIT_INPUT, InputError, TrainingError, UsageError
 
 __all__ = ["COMMANDS", "main"]
 
@@ -95,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print(f"visrepro {ns.command}: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except TrainingError as exc:
+        print(f"visrepro {ns.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"visrepro {ns.command}: interrupted", file=sys.stderr)
         return 130

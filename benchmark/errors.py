@@ -12,10 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["EXIT_INPUT", "InputError", "Problem", "UsageError"]
+__all__ = ["EXIT_FAILED", "EXIT_INPUT", "InputError", "Problem", "TrainingError", "UsageError"]
 
 #: Exit status for usage and input errors (argparse uses 2 as well).
 EXIT_INPUT = 2
+#: Exit status of a run that failed on good input (a training that diverged).
+EXIT_FAILED = 1
 
 
 @dataclass(frozen=True)
@@ -73,3 +75,8 @@ class InputError(ValueError):
 
 class UsageError(ValueError):
     """A command line that cannot be acted on (conflicting or missing options)."""
+
+
+class TrainingError(RuntimeError):
+    """A training that cannot go on (a non-finite loss or gradient); the message says at which
+    step, what was saved and what to try."""

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from benchmark.errors import InputError, UsageError
+from benchmark.errors import InputError, TrainingError, UsageError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -480,6 +480,8 @@ def train(a: TrainArgs) -> dict[str, Any]:
                 for g in opt.param_groups:
                     g["lr"] = lr
                 sums: dict[str, float] = {}
+                # the buffers (BatchNorm statistics) as they were, for a step that fails below
+                buffers = [b.detach().clone() for b in model.buffers()]
                 for k in range(a.accumulate):
                     batch = next(batches)
                     sync = k == a.accumulate - 1 or not info.active
@@ -493,14 +495,29 @@ def train(a: TrainArgs) -> dict[str, Any]:
                     for name, v in losses.items():
                         sums[name] = sums.get(name, 0.0) + float(v.detach()) / a.accumulate
                 if sched.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), sched.grad_clip)
+                    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), sched.grad_clip)
+                else:
+                    norm = _grad_norm(model)
+                if not (np.isfinite(sum(sums.values())) and bool(torch.isfinite(norm))):
+                    # before the update: weights and buffers stay those of the last good step (under
+                    # DDP the gradients are all-reduced, so every rank stops here together)
+                    with torch.no_grad():
+                        for b, saved in zip(model.buffers(), buffers, strict=True):
+                            b.copy_(saved)
+                    if info.is_main:
+                        save_state(out / LAST_STATE, payload())
+                    terms = ", ".join(f"{k} {v:.4g}" for k, v in sums.items())
+                    raise TrainingError(
+                        f"{cfg.name}: non-finite loss or gradient at step {step + 1} (losses: {terms}; "
+                        f"gradient norm {float(norm):.4g}); nothing was updated, the state after step {step} "
+                        f"is in {out / LAST_STATE}. Try a lower --lr, gradient clipping or fp32 "
+                        "(--precision fp32)"
+                    )
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 step += 1
                 last = _reduce_logs(sums, info)
                 last["total"] = sum(last.values())
-                if not all(np.isfinite(v) for v in last.values()):
-                    raise RuntimeError(f"non-finite loss at step {step}: {last}")
                 if logf is not None:
                     logf.write(
                         json.dumps({"step": step, "lr": lr, **{k: round(v, 6) for k, v in last.items()}})
@@ -536,6 +553,14 @@ def train(a: TrainArgs) -> dict[str, Any]:
         return summary
     finally:
         shutdown(info)
+
+
+def _grad_norm(model: nn.Module) -> torch.Tensor:
+    """The 2-norm of all gradients (what ``clip_grad_norm_`` computes), for the finite check."""
+    import torch
+
+    norms = [torch.linalg.vector_norm(p.grad.detach()) for p in model.parameters() if p.grad is not None]
+    return torch.linalg.vector_norm(torch.stack(norms)) if norms else torch.zeros(())
 
 
 def _ahead(load: Any, keys: Iterator[tuple[int, int]]) -> Generator[Any, None, None]:

@@ -108,6 +108,36 @@ def test_focal_loss_matches_a_hand_computation() -> None:
     assert sigmoid_focal_loss(logits, target).item() == pytest.approx(expect, rel=1e-5)
 
 
+def test_center_bce_takes_any_target_and_keeps_pytorch_s_finite_gradient() -> None:
+    """The centerness BCE (targets may be negative: official) has PyTorch's forward and backward,
+    finite where the probability is exactly 0 or 1 (autograd through the logs gave NaN there: a
+    bf16 sigmoid saturates to 1 soon), in float32 under bf16 autocast."""
+    from methods.cico.losses import _bce_any_target
+
+    p = torch.tensor([0.0, 1e-30, 0.3, 0.9, 1.0, 1.0], requires_grad=True)
+    t = torch.tensor([0.4, 0.2, 0.7, -0.5, 0.4, 1.0])
+    loss = _bce_any_target(p, t)
+    loss.sum().backward()
+    assert p.grad is not None and torch.isfinite(p.grad).all() and torch.isfinite(loss).all()
+    pd = p.detach()
+    torch.testing.assert_close(p.grad, (pd - t) / ((1 - pd) * pd).clamp(min=1e-12))
+    ref = -(t * torch.log(pd).clamp(min=-100) + (1 - t) * torch.log1p(-pd).clamp(min=-100))
+    torch.testing.assert_close(loss.detach(), ref)
+    z = (torch.randn(200, generator=torch.Generator().manual_seed(0)) * 10).requires_grad_()
+    tt = torch.rand(200, generator=torch.Generator().manual_seed(1))
+    grads = []
+    for fn in (lambda q: F.binary_cross_entropy(q, tt, reduction="none"), lambda q: _bce_any_target(q, tt)):
+        zz = z.detach().clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            q = torch.sigmoid(zz @ torch.eye(200))
+            out = fn(q)
+        assert out.dtype == torch.float32
+        out.sum().backward()
+        grads.append(zz.grad)
+    assert (q == 1).any()  # saturated in bf16
+    assert torch.equal(grads[0], grads[1])
+
+
 def test_ohem_picks_the_hardest_negatives_at_three_to_one() -> None:
     # one positive, one neutral, eight negatives with known foreground confidences
     fg = [0.9, 0.1, 0.8, 0.05, 0.3, 0.7, 0.2, 0.6, 0.95, 0.4]
@@ -249,6 +279,37 @@ def test_flip_and_expand_options_choose_the_augmentation(toy: Path) -> None:
         build_trainer(get_variant_cfg(TINY), flip="diagonal")
 
 
+def test_clip_normalisation_and_collate_are_the_official_float_pipeline(toy: Path) -> None:
+    """Frames stay uint8 until a resize needs floats; the one-pass normalisation gives the floats
+    of the official per-frame ``(BGR float - mean) / std``, then RGB, CHW; a batch that needs no
+    padding is the samples' frames as they are."""
+    from methods.cico.adapter import MEAN_BGR, STD_BGR
+    from methods.cico.train import collate_clips, normalise_clip
+
+    rng = np.random.default_rng(0)
+    for imgs in (
+        [rng.integers(0, 256, (40, 64, 3)).astype(np.uint8)[:, ::-1] for _ in range(3)],  # BGR views
+        [(rng.random((37, 50, 3)) * 255).astype(np.float32) for _ in range(3)],  # after a resize
+    ):
+        ref = np.stack(
+            [((im.astype(np.float32) - MEAN_BGR) / STD_BGR)[:, :, ::-1].transpose(2, 0, 1) for im in imgs]
+        )
+        out = normalise_clip(imgs)
+        assert out.dtype == np.float32 and out.flags["C_CONTIGUOUS"]
+        np.testing.assert_array_equal(out, ref)
+    data = build_trainer(get_variant_cfg(TINY), min_size="96", max_size="160").dataset(_train_ds(toy))
+    samples = [data.get(i, np.random.default_rng(i)) for i in range(2)]
+    assert samples[0].frames.shape[2:] == (96, 160)  # a multiple of 32: no padding
+    batch = collate_clips(samples)
+    np.testing.assert_array_equal(batch.frames.numpy(), np.concatenate([s.frames for s in samples]))
+    np.testing.assert_array_equal(batch.targets[1].masks.numpy(), samples[1].masks)
+    padded = collate_clips(samples, divisor=100)  # 96x160 -> 100x200, zero-padded bottom/right
+    assert padded.frames.shape[2:] == (100, 200)
+    np.testing.assert_array_equal(padded.frames[:, :, :96, :160].numpy(), batch.frames.numpy())
+    assert not padded.frames[:, :, 96:].any() and not padded.frames[..., 160:].any()
+    assert padded.targets[0].masks.shape[2:] == (100, 200) and not padded.targets[0].masks[..., 160:].any()
+
+
 # ---- init ----------------------------------------------------------------------------------------
 def test_coco_2d_weights_are_inflated_as_the_official_init() -> None:
     tr = build_trainer(get_variant_cfg(TINY), width="16")
@@ -348,7 +409,7 @@ def test_small_variant_defaults_and_official_schedule_unchanged() -> None:
 
 def test_small_variant_network_options_reach_trainer_and_builder() -> None:
     """``--opt tower_layers=4 width=32`` trains a network the builder rebuilds with the same options."""
-    from methods.cico.small import build
+    from methods.cico.small import TinyCiCoConfig, build
 
     cfg = get_variant_cfg(TINY)
     trained = build_trainer(cfg, tower_layers="4", width="32").build_model().state_dict()
@@ -360,6 +421,15 @@ def test_small_variant_network_options_reach_trainer_and_builder() -> None:
     assert not any(k.startswith("prediction_layers.bbox_extra.6.") for k in default)
     with pytest.raises(InputError, match="small"):
         build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), tower_layers="2")
+    # mask_dim: prototypes and coefficients
+    trained = build_trainer(cfg, mask_dim="8").build_model().state_dict()
+    same = build(cfg, mask_dim="8").net.state_dict()
+    assert {k: v.shape for k, v in trained.items()} == {k: v.shape for k, v in same.items()}
+    assert same["prediction_layers.mask_layer.weight"].shape[0] == 3 * 8  # 3 anchors x 8 coefficients
+    assert same["ProtoNet.fine_conv.3.weight"].shape[0] == 8
+    assert default["ProtoNet.fine_conv.3.weight"].shape[0] == TinyCiCoConfig.mask_dim_
+    with pytest.raises(InputError, match="small"):
+        build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), mask_dim="8")
     for bad in ("x", "0", "-1", "2.5"):
         with pytest.raises(InputError, match=r"tower_layers=.*expected an integer"):
             build_trainer(cfg, tower_layers=bad)

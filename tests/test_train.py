@@ -154,6 +154,51 @@ def test_prefetch_raises_a_loading_error_at_its_step() -> None:
     assert list(_ahead(load, iter([]))) == []
 
 
+def test_a_non_finite_loss_stops_before_the_update_and_keeps_the_last_good_state(
+    toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A NaN loss (or gradient) at step 3 updates nothing: the state after step 2 is saved, and the
+    CLI says so with exit status 1, no traceback."""
+    from benchmark.cli import main
+    from methods.cico.train import CiCoTrainer
+
+    real = CiCoTrainer.losses
+    calls = {"n": 0}
+
+    def poisoned(self: CiCoTrainer, *a: object, **k: object) -> dict[str, torch.Tensor]:
+        out = real(self, *a, **k)  # type: ignore[arg-type]
+        calls["n"] += 1
+        if calls["n"] == 3:
+            out["M_bce"] = out["M_bce"] * float("nan")
+        return out
+
+    common = ("--max-steps", "5", "--batch-size", "1", "--save-every", "0")
+    ref = tmp_path / "ref"
+    assert run(_args(toy, ref, *common, "--stop-at", "2")) == 0
+    monkeypatch.setattr(CiCoTrainer, "losses", poisoned)
+    out = tmp_path / "nan"
+    argv = ["train", *[str(x) for x in vars_to_argv(toy, out, *common)]]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "non-finite loss or gradient at step 3" in err and "Traceback" not in err
+    assert str(out / LAST_STATE) in err
+    st = torch.load(out / LAST_STATE, map_location="cpu", weights_only=False)
+    good = torch.load(ref / LAST_STATE, map_location="cpu", weights_only=False)
+    assert st["step"] == 2
+    for k, v in good["model"].items():
+        assert torch.equal(st["model"][k], v), k
+    assert len((out / "train_log.jsonl").read_text().splitlines()) == 2
+    assert not (out / FINAL_MODEL).exists()
+
+
+def vars_to_argv(toy: Path, out: Path, *extra: str) -> list[str]:
+    """The command line of :func:`_args`."""
+    return [
+        "--variant", TINY, "--dataset", str(toy / "annotations/train.json"), "--out", str(out),
+        "--no-progress", "--threads", "1", "--opt", "width=16", *extra,
+    ]  # fmt: skip
+
+
 def test_resume_refuses_another_variant_or_batch(toy: Path, tmp_path: Path) -> None:
     out = tmp_path / "r"
     assert run(_args(toy, out, "--max-steps", "2", "--stop-at", "1", "--batch-size", "1")) == 0

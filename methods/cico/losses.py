@@ -23,6 +23,7 @@ Everything is batched over clips: head outputs are ``[B*T, N, ...]`` and ``proto
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -265,9 +266,28 @@ def _crop_area(boxes: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return (side(boxes[:, 0], boxes[:, 2], w) * side(boxes[:, 1], boxes[:, 3], h)).float()
 
 
+class _BCEAnyTarget(torch.autograd.Function):
+    """PyTorch's ``binary_cross_entropy`` (``reduction="none"``) without its ``0 <= t <= 1`` check:
+    its forward formula (logs clamped at -100) and its backward ``(p - t) / max((1 - p) p, 1e-12)``.
+    Autograd through the written-out logs would give NaN where ``p`` is exactly 0 or 1 (a sigmoid
+    saturated, soon in bf16: the clamp's zero gradient times ``1 / 0``); the official code's
+    ``F.binary_cross_entropy`` gives a finite gradient there, and so does this."""
+
+    @staticmethod
+    def forward(ctx: Any, p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(p, t)
+        return -(t * torch.log(p).clamp(min=-100) + (1 - t) * torch.log1p(-p).clamp(min=-100))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        p, t = ctx.saved_tensors
+        return grad * (p - t) / ((1 - p) * p).clamp(min=1e-12), None
+
+
 def _bce_any_target(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``F.binary_cross_entropy(p, t, reduction="none")`` without the ``0 <= t <= 1`` check."""
-    return -(t * torch.log(p).clamp(min=-100) + (1 - t) * torch.log1p(-p).clamp(min=-100))
+    """``F.binary_cross_entropy(p, t, reduction="none")`` without the ``0 <= t <= 1`` check (``t``
+    is not differentiated); in float32, as autocast runs ``binary_cross_entropy``."""
+    return _BCEAnyTarget.apply(p.float(), t.detach().float())
 
 
 # ---- all losses ----------------------------------------------------------------------------------

@@ -140,7 +140,7 @@ class TinyCiCoConfig(CiCoConfig):
     blocks: tuple[int, int, int, int] = (1, 1, 1, 1)
     tower_layers: int = 2  # official: 4 (see TINY_SCHEDULE's trials)
     tower_norm: int = 1  # 1: GroupNorm(32) after each tower conv (official: 0, none)
-    mask_dim_: int = 16
+    mask_dim_: int = 16  # prototypes (official: 32); option ``mask_dim``
     # The default runs the official head logic one FPN level coarser on a twice larger input
     # (192x320; see TINY_SCHEDULE's trials): the finest FPN level the prediction head runs on
     # (official: 3, i.e. P3..P7; 4: P4..P7, whose grids and 3-cell anchors at 192x320 are those of
@@ -320,18 +320,22 @@ class TinyCiCoNet(CiCoNet):
 
 NET_OPTIONS = (
     "width", "tower_layers", "tower_norm", "head_min_level", "proto_min_level", "proto_stride", "anchor_scales",
+    "mask_dim",
 )  # fmt: skip
+# option name -> TinyCiCoConfig field, where they differ
+_FIELD = {"mask_dim": "mask_dim_"}
 
 
 def net_overrides(options: dict[str, Any]) -> dict[str, int]:
-    """Pop the network options from ``options`` (``width``, ``tower_layers``: positive integers;
-    ``head_min_level``, ``proto_min_level``: 3 or 4; ``proto_stride``: ``2 ** (proto_min_level - 1)``
-    or half that); the trainer's ``--opt`` and the builder's ``--adapter-arg`` take the same ones."""
+    """Pop the network options from ``options`` (``width``, ``tower_layers``, ``mask_dim``: positive
+    integers; ``head_min_level``, ``proto_min_level``: 3 or 4; ``proto_stride``: ``2 **
+    (proto_min_level - 1)`` or half that; ...); the trainer's ``--opt`` and the builder's
+    ``--adapter-arg`` take the same ones."""
     out: dict[str, int] = {}
     for k in NET_OPTIONS:
         if k not in options:
             continue
-        out[k] = opt_int(options.pop(k), k, minimum=0 if k == "tower_norm" else 1)
+        out[_FIELD.get(k, k)] = opt_int(options.pop(k), k, minimum=0 if k == "tower_norm" else 1)
     if out.get("anchor_scales", 1) not in (1, 3):
         raise InputError(
             f"anchor_scales={out['anchor_scales']}: expected 1 (official: 3 anchors per location) or 3 "

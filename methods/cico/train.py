@@ -214,7 +214,9 @@ class CiCoClipDataset:
         t = self.clip_frames
         ids = sorted(set(self.annotated[vid]))
         clip = sorted([*sample_ref_frames(frame, set(ids), t, rng), frame]) if t > 1 else [frame]
-        imgs = [self._frame(vid, f)[:, :, ::-1].astype(np.float32) for f in clip]  # BGR float
+        # BGR, uint8 until a resize needs floats (_transform): the values, hence the batch, are
+        # those of the official float pipeline, without a float copy of every frame
+        imgs = [self._frame(vid, f)[:, :, ::-1] for f in clip]
         objs: dict[int, int] = {}
         recs = [self.frame_anns.get((vid, f), []) for f in clip]
         for frame_recs in recs:
@@ -238,10 +240,7 @@ class CiCoClipDataset:
         imgs, boxes, masks = self._transform(imgs, boxes, masks, rng)
         boxes[~present] = 0
         masks[~present] = 0
-        frames = np.stack([((im - MEAN_BGR) / STD_BGR)[:, :, ::-1].transpose(2, 0, 1) for im in imgs])
-        return ClipSample(
-            np.ascontiguousarray(frames, np.float32), boxes, masks, labels, np.array(order, np.int64)
-        )
+        return ClipSample(normalise_clip(imgs), boxes, masks, labels, np.array(order, np.int64))
 
     def _transform(
         self, imgs: list[np.ndarray], boxes: np.ndarray, masks: np.ndarray, rng: np.random.Generator
@@ -260,7 +259,7 @@ class CiCoClipDataset:
                 boxes = np.stack([1 - boxes[..., 2], boxes[..., 1], 1 - boxes[..., 0], boxes[..., 3]], -1)
         h, w = resized_size(h0, w0, self.min_size, self.max_size)
         if (h, w) != (h0, w0):
-            imgs = [cv2.resize(np.ascontiguousarray(im), (w, h)) for im in imgs]
+            imgs = [cv2.resize(np.ascontiguousarray(im, np.float32), (w, h)) for im in imgs]
             m = _resize_stack(masks.reshape(n * t, h0, w0).transpose(1, 2, 0), w, h)
             masks = m.transpose(2, 0, 1).reshape(n, t, h, w)
         masks = np.ascontiguousarray(masks)
@@ -269,7 +268,7 @@ class CiCoClipDataset:
         if self.augment and rng.integers(2) and self.expand:
             scale = float(rng.uniform(0.5, 1.5))
             iw, ih = int(w * scale), int(h * scale)
-            imgs = [cv2.resize(np.ascontiguousarray(im), (iw, ih)) for im in imgs]
+            imgs = [cv2.resize(np.ascontiguousarray(im, np.float32), (iw, ih)) for im in imgs]
             m = _resize_stack(masks.reshape(n * t, h, w).transpose(1, 2, 0), iw, ih).transpose(2, 0, 1)
             if scale <= 1:
                 canvas = []
@@ -295,20 +294,41 @@ class CiCoClipDataset:
         return imgs, boxes.astype(np.float32), masks
 
 
+_MEAN_RGB = torch.from_numpy(MEAN_BGR[::-1].copy()).view(3, 1, 1)
+_STD_RGB = torch.from_numpy(STD_BGR[::-1].copy()).view(3, 1, 1)
+
+
+def normalise_clip(imgs: list[np.ndarray]) -> np.ndarray:
+    """``[T, 3, h, w]`` float32 RGB of the clip's ``[h, w, 3]`` BGR frames (uint8 or float32):
+    ``(x - mean) / std`` in float32 as the official pipeline, in one pass over the clip."""
+    # BGR -> RGB and HWC -> CHW first (on uint8 where the frames are): the per-channel arithmetic
+    # then gives the same floats
+    x = torch.from_numpy(np.ascontiguousarray(np.stack(imgs)[..., ::-1].transpose(0, 3, 1, 2)))
+    x = (x.float() - _MEAN_RGB) / _STD_RGB
+    return x.numpy()
+
+
 def collate_clips(samples: list[ClipSample], divisor: int = 32) -> ClipBatch:
     """Zero-pad a batch of clips bottom/right to a common multiple of ``divisor``."""
     hs = [s.frames.shape[2] for s in samples]
     ws = [s.frames.shape[3] for s in samples]
     hp, wp = -(-max(hs) // divisor) * divisor, -(-max(ws) // divisor) * divisor
     t = samples[0].frames.shape[0]
-    frames = torch.zeros(len(samples) * t, 3, hp, wp)
+    if all(h == hp for h in hs) and all(w == wp for w in ws):  # nothing to pad
+        frames = torch.from_numpy(np.concatenate([s.frames for s in samples]))
+    else:
+        frames = torch.zeros(len(samples) * t, 3, hp, wp)
+        for b, s in enumerate(samples):
+            frames[b * t : (b + 1) * t, :, : hs[b], : ws[b]] = torch.from_numpy(s.frames)
     targets = []
-    for b, s in enumerate(samples):
+    for s in samples:
         h, w = s.frames.shape[2:]
-        frames[b * t : (b + 1) * t, :, :h, :w] = torch.from_numpy(s.frames)
         boxes = torch.from_numpy(s.boxes) * torch.tensor([w / wp, h / hp, w / wp, h / hp])
-        masks = torch.zeros(s.masks.shape[0], t, hp, wp, dtype=torch.uint8)
-        masks[..., :h, :w] = torch.from_numpy(s.masks)
+        if (h, w) == (hp, wp):
+            masks = torch.from_numpy(np.ascontiguousarray(s.masks))
+        else:
+            masks = torch.zeros(s.masks.shape[0], t, hp, wp, dtype=torch.uint8)
+            masks[..., :h, :w] = torch.from_numpy(s.masks)
         targets.append(ClipTargets(boxes, torch.from_numpy(s.labels), torch.from_numpy(s.ids), masks))
     return ClipBatch(frames, targets)
 
@@ -400,11 +420,11 @@ class CiCoTrainer:
     OPTIONS = (
         "augment", "cache", "freeze_bn", "min_size", "max_size", "width", "tower_layers", "tower_norm",
         "head_min_level", "proto_min_level", "proto_stride", "anchor_scales", "grad_clip", "warmup", "pos_iou",
-        "flip", "expand",
+        "flip", "expand", "mask_dim",
     )  # fmt: skip
     TINY_ONLY = (
         "width", "tower_layers", "tower_norm", "head_min_level", "proto_min_level", "proto_stride",
-        "anchor_scales", "grad_clip", "warmup", "pos_iou",
+        "anchor_scales", "grad_clip", "warmup", "pos_iou", "mask_dim",
     )  # fmt: skip
 
     def __init__(self, cfg: VariantCfg, **options: Any) -> None:
