@@ -556,7 +556,8 @@ def train(a: TrainArgs) -> dict[str, Any]:
 
 
 def _grad_norm(model: nn.Module) -> torch.Tensor:
-    """The 2-norm of all gradients (what ``clip_grad_norm_`` computes), for the finite check."""
+    """The 2-norm of all gradients (what ``clip_grad_norm_`` computes), for the finite check
+    (``torch.nn.utils.get_total_norm`` does this from torch 2.6; the project supports 2.4)."""
     import torch
 
     norms = [torch.linalg.vector_norm(p.grad.detach()) for p in model.parameters() if p.grad is not None]

@@ -28,13 +28,18 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _argv(toy: Path, out: Path, *extra: str) -> list[str]:
+    """The ``visrepro train`` options of a short run of the small CiCo at width 16."""
+    return [
+        "--variant", TINY, "--dataset", str(toy / "annotations/train.json"), "--out", str(out),
+        "--no-progress", "--threads", "1", "--opt", "width=16", *extra,
+    ]  # fmt: skip
+
+
 def _args(toy: Path, out: Path, *extra: str) -> argparse.Namespace:
     p = argparse.ArgumentParser()
     configure(p)
-    return p.parse_args(
-        ["--variant", TINY, "--dataset", str(toy / "annotations/train.json"), "--out", str(out),
-         "--no-progress", "--threads", "1", "--opt", "width=16", *extra]
-    )  # fmt: skip
+    return p.parse_args(_argv(toy, out, *extra))
 
 
 _final = final_state
@@ -177,8 +182,7 @@ def test_a_non_finite_loss_stops_before_the_update_and_keeps_the_last_good_state
     assert run(_args(toy, ref, *common, "--stop-at", "2")) == 0
     monkeypatch.setattr(CiCoTrainer, "losses", poisoned)
     out = tmp_path / "nan"
-    argv = ["train", *[str(x) for x in vars_to_argv(toy, out, *common)]]
-    assert main(argv) == 1
+    assert main(["train", *_argv(toy, out, *common)]) == 1
     err = capsys.readouterr().err
     assert "non-finite loss or gradient at step 3" in err and "Traceback" not in err
     assert str(out / LAST_STATE) in err
@@ -189,14 +193,6 @@ def test_a_non_finite_loss_stops_before_the_update_and_keeps_the_last_good_state
         assert torch.equal(st["model"][k], v), k
     assert len((out / "train_log.jsonl").read_text().splitlines()) == 2
     assert not (out / FINAL_MODEL).exists()
-
-
-def vars_to_argv(toy: Path, out: Path, *extra: str) -> list[str]:
-    """The command line of :func:`_args`."""
-    return [
-        "--variant", TINY, "--dataset", str(toy / "annotations/train.json"), "--out", str(out),
-        "--no-progress", "--threads", "1", "--opt", "width=16", *extra,
-    ]  # fmt: skip
 
 
 def test_resume_refuses_another_variant_or_batch(toy: Path, tmp_path: Path) -> None:

@@ -125,7 +125,8 @@ TINY_NMS_THRESH = 0.5
 # AP75 39.4; 34.7 with 16), seed 1 at 2000 steps: 33.7; ~2-4% per step: the default is 32. A step
 # twice cheaper in the FPN/head/ProtoNet width (``width=32``, ~0.74x per step) for 2150 steps, the
 # same time as 1600 -> 30.0; a 4x4/4 patch stem instead of the stride-2 conv and stride-2 map
-# (~0.9x per step), 2000 steps with 32 prototypes -> 33.7 (36.6 with the stem): neither kept.
+# (~0.9x per step), 2000 steps with 32 prototypes -> 33.7 (36.6 with the stride-2 stem):
+# neither kept.
 # The seed-1 run with 32 prototypes first died at step 7 on a NaN gradient of the centerness BCE
 # (a bf16 sigmoid saturated at 1; losses._BCEAnyTarget now keeps PyTorch's finite gradient). The
 # schedule stays 1600 steps: 2000 (~36 AP) would take ~11-13 minutes at 2 threads on this VM,
