@@ -33,6 +33,7 @@ import contextlib
 import importlib
 import json
 import logging
+import math
 import os
 import random
 import sys
@@ -85,6 +86,9 @@ class Schedule:
     ``"adamw"`` (``betas = (momentum, 0.999)``, decoupled ``weight_decay``), which the small
     variants trained from scratch on CPU use. ``norm_weight_decay`` is the decay of normalisation
     layers' weights and biases (``None``: ``weight_decay``, as the official schedules).
+    ``decay="cosine"`` (not in any official schedule) replaces the step decay after the warm-up by a
+    half cosine from ``lr`` at the end of the warm-up to ``gamma * lr`` at ``max_steps``
+    (``decay_steps`` unused).
     """
 
     lr: float
@@ -98,10 +102,13 @@ class Schedule:
     grad_clip: float | None = None
     optimizer: str = "sgd"
     norm_weight_decay: float | None = None
+    decay: str = "step"
 
     def __post_init__(self) -> None:
         if self.optimizer not in ("sgd", "adamw"):
             raise UsageError(f"unknown optimizer {self.optimizer!r}: sgd or adamw")
+        if self.decay not in ("step", "cosine"):
+            raise UsageError(f"unknown lr decay {self.decay!r}: step or cosine")
 
     def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         """The optimizer over ``model``'s trainable parameters (two groups when norm layers
@@ -138,6 +145,10 @@ class Schedule:
     def lr_at(self, step: int) -> float:
         if self.warmup_steps > 0 and step <= self.warmup_steps:
             return (self.lr - self.warmup_init_lr) * step / self.warmup_steps + self.warmup_init_lr
+        if self.decay == "cosine":
+            span = max(self.max_steps - self.warmup_steps, 1)
+            frac = min(max(step - self.warmup_steps, 0) / span, 1.0)
+            return self.gamma * self.lr + (1 - self.gamma) * self.lr * 0.5 * (1 + math.cos(math.pi * frac))
         return self.lr * self.gamma ** sum(1 for s in self.decay_steps if s <= step)
 
     def overridden(

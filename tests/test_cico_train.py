@@ -379,6 +379,43 @@ def test_losses_decrease_on_a_fixed_toyvis_batch(toy: Path) -> None:
     assert np.mean(totals[-5:]) < 0.7 * np.mean(totals[:3]), totals
 
 
+def test_channels_last_option_gives_the_same_losses_and_a_contiguous_export(toy: Path) -> None:
+    """``channels_last`` (the small variant's default) stores the 2-D conv weights and the frames
+    in NHWC order: the same losses up to float summation order, the same gradients, and the
+    exported state dict is plain contiguous (the official layout)."""
+    cfg = get_variant_cfg(TINY)
+    nchw, nhwc = build_trainer(cfg, width="16", channels_last="0"), build_trainer(cfg, width="16")
+    assert (nchw.channels_last, nhwc.channels_last) == (False, True)
+    assert build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019")).channels_last is False
+    data = nchw.dataset(_train_ds(toy))
+    batch = nchw.collate([data.get(i, np.random.default_rng(i)) for i in (0, 9)])
+    torch.manual_seed(0)
+    a = nchw.build_model()
+    torch.manual_seed(0)
+    b = nhwc.build_model()
+    conv = b.backbone.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    for tr, m in ((nchw, a), (nhwc, b)):
+        tr.set_train_mode(m, 2)
+    la, lb = nchw.losses(a, batch, torch.device("cpu")), nhwc.losses(b, batch, torch.device("cpu"))
+    assert la.keys() == lb.keys()
+    for k in la:
+        assert torch.allclose(la[k], lb[k], rtol=1e-4, atol=1e-5), k
+    sum(la.values()).backward()  # type: ignore[union-attr]
+    sum(lb.values()).backward()  # type: ignore[union-attr]
+    ga, gb = a.backbone.conv1.weight.grad, b.backbone.conv1.weight.grad
+    assert ga is not None and gb is not None
+    assert float((ga - gb).norm() / ga.norm()) < 1e-2  # float sums in another order, through the net
+    exported = nhwc.export_state_dict(b)
+    assert all(v.is_contiguous() for v in exported.values())
+    assert all(torch.equal(exported[k], v) for k, v in b.state_dict().items())
+    with pytest.raises(InputError, match="decay='poly'"):
+        build_trainer(cfg, decay="poly")
+    with pytest.raises(InputError, match="small"):
+        build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), decay="cosine")
+    assert build_trainer(cfg, decay="cosine").schedule(846, 4).decay == "cosine"
+
+
 def test_small_variant_defaults_and_official_schedule_unchanged() -> None:
     from methods.cico.small import TINY_CONF_THRESH, TINY_SCHEDULE, build
 
@@ -445,9 +482,16 @@ def test_small_variant_head_min_level() -> None:
     cfg = get_variant_cfg(TINY)
     x = torch.randn(3, 3, 192, 320)  # one 3-frame clip
     torch.manual_seed(0)
-    p3 = build_trainer(cfg, width="16", head_min_level="3", proto_min_level="3").build_model().eval()
+    # NCHW weights, as the adapter's (channels_last changes float sums: compared exactly below)
+    p3 = build_trainer(
+        cfg, width="16", head_min_level="3", proto_min_level="3", channels_last="0"
+    ).build_model()
+    p3.eval()
     torch.manual_seed(0)
-    p4 = build_trainer(cfg, width="16", head_min_level="4", proto_min_level="3").build_model().eval()
+    p4 = build_trainer(
+        cfg, width="16", head_min_level="4", proto_min_level="3", channels_last="0"
+    ).build_model()
+    p4.eval()
     p4.load_state_dict(p3.state_dict())  # strict: the same parameters
     with torch.no_grad():
         o3, o4 = p3(x), p4(x)

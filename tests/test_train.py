@@ -5,6 +5,7 @@ loadable by ``visrepro predict``, CLI errors."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 from pathlib import Path
 
@@ -53,6 +54,15 @@ def test_schedule_warmup_decay_and_overrides() -> None:
     assert s.lr_at(90) == pytest.approx(1e-4)
     o = s.overridden(lr=1e-2, max_steps=12)
     assert o.warmup_init_lr == pytest.approx(1e-3) and o.decay_steps == (9,) and o.warmup_steps == 10
+    # cosine: the same warm-up, then a half cosine from lr to gamma * lr at max_steps
+    c = Schedule(lr=1e-3, max_steps=110, warmup_steps=10, warmup_init_lr=1e-4, decay="cosine")
+    assert c.lr_at(5) == pytest.approx(5.5e-4) and c.lr_at(10) == pytest.approx(1e-3)
+    assert c.lr_at(60) == pytest.approx(0.55e-3) and c.lr_at(110) == pytest.approx(1e-4)
+    assert c.lr_at(500) == pytest.approx(1e-4)
+    lrs = [c.lr_at(k) for k in range(10, 111)]
+    assert all(a > b for a, b in itertools.pairwise(lrs))
+    with pytest.raises(UsageError, match="linear"):
+        Schedule(lr=1e-3, max_steps=10, decay="linear")
 
 
 def test_schedule_builds_sgd_or_adamw_with_norm_weight_decay_groups() -> None:
