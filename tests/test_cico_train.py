@@ -138,6 +138,35 @@ def test_center_bce_takes_any_target_and_keeps_pytorch_s_finite_gradient() -> No
     assert torch.equal(grads[0], grads[1])
 
 
+def test_windowed_yolact_mask_bce_equals_the_full_map_bce() -> None:
+    """The mask loss scores only the union of each GT object's crop windows; outside them the
+    official full-map BCE is 100 per GT pixel (the mask is exactly 0 there) with no gradient.
+    Same sums and gradients (float64), GT pixels outside the crops included."""
+    from methods.cico.losses import _yolact_bce_windowed
+    from methods.cico.masks import expand_boxes, yolact_masks
+
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(10):
+        h, w, t, d, n = 48, 80, 3, 32, 12
+        proto = torch.randn(h, w, t, d, dtype=torch.float64, generator=gen).requires_grad_()
+        coeff = (0.5 * torch.randn(n, d, dtype=torch.float64, generator=gen)).requires_grad_()
+        group = torch.randint(0, 4, (n,), generator=gen)
+        c = torch.rand(4, 2, generator=gen) * 0.8 + 0.1
+        wh = torch.rand(4, 2, generator=gen) * 0.3 + 0.02
+        boxes = torch.cat([c - wh / 2, c + wh / 2], 1)[group] + 0.005 * torch.randn(n, 4, generator=gen)
+        crop = expand_boxes(boxes.double(), 1.5, 0.1)
+        mask_t = (torch.rand(n, t, h, w, generator=gen) < 0.05).double()  # also outside the crops
+        full = F.binary_cross_entropy(yolact_masks(proto, coeff, crop), mask_t, reduction="none").sum(
+            (-1, -2)
+        )
+        win = _yolact_bce_windowed(proto, coeff, crop, mask_t, group)
+        assert torch.allclose(full, win, rtol=1e-12, atol=1e-9)
+        g_full = torch.autograd.grad(full.sum(), (proto, coeff))
+        g_win = torch.autograd.grad(win.sum(), (proto, coeff))
+        for a, b in zip(g_full, g_win, strict=True):
+            assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_ohem_picks_the_hardest_negatives_at_three_to_one() -> None:
     # one positive, one neutral, eight negatives with known foreground confidences
     fg = [0.9, 0.1, 0.8, 0.05, 0.3, 0.7, 0.2, 0.6, 0.95, 0.4]

@@ -62,6 +62,8 @@ def _run_tower(tower: nn.Sequential, x: torch.Tensor, fast3d: bool) -> torch.Ten
             x = conv3d_time(m, x)
         elif isinstance(m, nn.ReLU):
             x = F.relu(x)
+        elif isinstance(m, nn.GroupNorm):
+            x = m(x.contiguous())  # CPU GroupNorm on channels_last input is ~10x slower
         else:
             x = m(x)
     return x

@@ -29,7 +29,14 @@ import torch
 import torch.nn.functional as F
 
 from methods.cico.head import decode
-from methods.cico.masks import center_size, condinst_masks, expand_boxes, point_form, yolact_masks
+from methods.cico.masks import (
+    center_size,
+    condinst_masks,
+    crop_bounds,
+    crop_mask,
+    expand_boxes,
+    point_form,
+)
 
 __all__ = [
     "ClipTargets",
@@ -370,6 +377,35 @@ def cico_losses(
     return losses
 
 
+def _yolact_bce_windowed(
+    proto: torch.Tensor, coeff: torch.Tensor, crop: torch.Tensor, mask_t: torch.Tensor, group: torch.Tensor
+) -> torch.Tensor:
+    """``F.binary_cross_entropy(yolact_masks(proto, coeff, crop), mask_t).sum((-1, -2))`` -> ``[n, T]``,
+    computed on windows: the official loss runs over the whole prototype map, but outside an
+    instance's crop its mask is exactly 0, where the BCE is ``100 * t`` (the log clamped at -100)
+    with no gradient. So per group of positives (those of one GT object share nearly the same crop)
+    only the union of their crop windows is assembled and scored, and the GT pixels outside it add
+    100 each: the same sums up to float summation order, ~10x fewer pixels on small objects."""
+    h, w = proto.shape[:2]
+    bounds = crop_bounds(crop, h, w)
+    out = mask_t.new_zeros(mask_t.shape[:2])
+    for g in torch.unique(group).tolist():
+        rows = torch.nonzero(group == g).reshape(-1)
+        bd = bounds[rows]
+        x0, y0 = int(bd[:, 0].min()), int(bd[:, 1].min())
+        x1, y1 = int(bd[:, 2].max()), int(bd[:, 3].max())
+        pw = proto[y0:y1, x0:x1]  # [hh, ww, T, D]
+        hh, ww, t, d = pw.shape
+        m = torch.sigmoid(pw.reshape(-1, d) @ coeff[rows].t()).view(hh, ww, t, -1).permute(3, 2, 0, 1)
+        shift = torch.tensor([x0, y0, x0, y0], device=bd.device)
+        pred = m * crop_mask(bd - shift, hh, ww)
+        tg = mask_t[rows]
+        inside = tg[..., y0:y1, x0:x1]
+        bce = F.binary_cross_entropy(pred, inside, reduction="none").sum((-1, -2))
+        out[rows] = bce + 100.0 * (tg.sum((-1, -2)) - inside.sum((-1, -2)))
+    return out
+
+
 def _mask_loss(
     out: dict[str, torch.Tensor],
     targets: list[ClipTargets],
@@ -405,9 +441,9 @@ def _mask_loss(
         pb = proto[:, :, b * nt : (b + 1) * nt]
         if cfg.mask_type == "condinst":
             pred = condinst_masks(pb, cf, boxes, crop)
+            bce = F.binary_cross_entropy(pred, mask_t, reduction="none").sum((-1, -2))
         else:
-            pred = yolact_masks(pb, cf, crop)
-        bce = F.binary_cross_entropy(pred, mask_t, reduction="none").sum((-1, -2))
+            bce = _yolact_bce_windowed(pb, cf, crop, mask_t, gidx)
         bce = bce / _crop_area(boxes, h, w)[:, None]
         loss = loss + ((weights * bce).sum(-1) / weights.sum(-1)).mean()
     return loss / max(len(targets), 1) * cfg.mask_alpha * min(nt, 5.0)

@@ -17,6 +17,7 @@ __all__ = [
     "center_size",
     "condinst_masks",
     "crop_bounds",
+    "crop_mask",
     "expand_boxes",
     "instance_masks",
     "point_form",
@@ -61,7 +62,7 @@ def crop_bounds(boxes: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return torch.stack([x1, y1, x2, y2], 1)
 
 
-def _crop_mask(bounds: torch.Tensor, h: int, w: int) -> torch.Tensor:
+def crop_mask(bounds: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """``[n, 1, H, W]`` boolean windows."""
     cols = torch.arange(w, device=bounds.device)
     rows = torch.arange(h, device=bounds.device)
@@ -78,7 +79,7 @@ def yolact_masks(proto: torch.Tensor, coeff: torch.Tensor, crop_boxes: torch.Ten
     outs = []
     for s in range(0, coeff.shape[0], _CHUNK):
         m = torch.sigmoid(flat @ coeff[s : s + _CHUNK].t()).view(h, w, t, -1).permute(3, 2, 0, 1)
-        outs.append(m * _crop_mask(bounds[s : s + _CHUNK], h, w))
+        outs.append(m * crop_mask(bounds[s : s + _CHUNK], h, w))
     return torch.cat(outs) if outs else proto.new_zeros(0, t, h, w)
 
 
@@ -120,7 +121,7 @@ def condinst_masks(
         x = F.relu(torch.baddbmm(b1.view(n, 8, 1), w1.reshape(n, 8, 8), x))
         x = torch.baddbmm(b2.view(n, 1, 1), w2.reshape(n, 1, 8), x)
         m = torch.sigmoid(x.view(n, t, h, w))
-        outs.append(m * _crop_mask(bounds[s : s + n], h, w))
+        outs.append(m * crop_mask(bounds[s : s + n], h, w))
     return torch.cat(outs) if outs else proto.new_zeros(0, t, h, w)
 
 
