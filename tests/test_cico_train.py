@@ -404,7 +404,7 @@ def test_losses_decrease_on_a_fixed_toyvis_batch(toy: Path) -> None:
         total.backward()
         opt.step()
         totals.append(total.item())
-    assert set(losses) == {"B", "BIoU", "center", "M_bce", "C_focal", "T"}
+    assert set(losses) == {"B", "BIoU", "center", "M_bce", "C", "T"}  # softmax + OHEM (TINY_FOCAL)
     assert np.mean(totals[-5:]) < 0.7 * np.mean(totals[:3]), totals
 
 
@@ -501,6 +501,23 @@ def test_small_variant_network_options_reach_trainer_and_builder() -> None:
             build_trainer(cfg, tower_layers=bad)
         with pytest.raises(InputError, match=r"tower_layers=.*expected an integer"):
             build(cfg, tower_layers=bad)
+    # focal: the classifier (default: softmax with background + OHEM, as official OVIS; 1: sigmoid
+    # focal, as official YouTube-VIS), the same in the trainer, its losses and the builder
+    from methods.cico.small import TINY_FOCAL
+
+    assert TINY_FOCAL is False and build_trainer(cfg).loss_cfg.focal is False
+    classes = cfg.num_classes
+    for flag, focal, ch in (("1", True, classes), ("0", False, classes + 1)):
+        tr, ad = build_trainer(cfg, focal=flag), build(cfg, focal=flag)
+        assert tr.net_cfg.focal is tr.loss_cfg.focal is ad.net.cfg.focal is ad.detect_cfg.focal is focal
+        conf = tr.build_model().state_dict()["prediction_layers.conf_layer.weight"]
+        assert conf.shape[0] == 3 * ch == ad.net.state_dict()["prediction_layers.conf_layer.weight"].shape[0]
+    assert build(cfg).net.cfg.focal is False
+    for bad in ("2", "-1", "yes"):
+        with pytest.raises(InputError, match="focal="):
+            build(cfg, focal=bad)
+    with pytest.raises(InputError, match="small"):
+        build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), focal="0")
 
 
 def test_small_variant_head_min_level() -> None:

@@ -420,11 +420,11 @@ class CiCoTrainer:
     OPTIONS = (
         "augment", "cache", "freeze_bn", "min_size", "max_size", "width", "tower_layers", "tower_norm",
         "head_min_level", "proto_min_level", "proto_stride", "anchor_scales", "grad_clip", "warmup", "pos_iou",
-        "flip", "expand", "mask_dim", "channels_last", "decay",
+        "flip", "expand", "mask_dim", "channels_last", "decay", "focal",
     )  # fmt: skip
     TINY_ONLY = (
         "width", "tower_layers", "tower_norm", "head_min_level", "proto_min_level", "proto_stride",
-        "anchor_scales", "grad_clip", "warmup", "pos_iou", "mask_dim", "decay",
+        "anchor_scales", "grad_clip", "warmup", "pos_iou", "mask_dim", "decay", "focal",
     )  # fmt: skip
 
     def __init__(self, cfg: VariantCfg, **options: Any) -> None:
