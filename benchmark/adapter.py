@@ -329,12 +329,17 @@ class MethodAdapter(abc.ABC):
             raise InputError(
                 f"the checkpoint has {n} classes, variant {self.cfg.name} expects {expected} "
                 f"(e.g. a 40-class YouTube-VIS checkpoint for a 25-class OVIS variant); "
-                f"{_variants_hint(n, what='checkpoint')}",
+                f"{self.class_mismatch_hint(n, expected)}",
                 file=path,
             )
         report = load_strict(self.model, converted, strict=strict, file=path, sha256=digest)
         self.checkpoint_sha256 = digest
         return report
+
+    def class_mismatch_hint(self, found: int, expected: int) -> str:
+        """The hint of the class-count error of :meth:`load_official_checkpoint` (methods whose
+        networks come in several head layouts override it)."""
+        return _variants_hint(found, what="checkpoint")
 
     def iter_clips(self, video: VideoSample) -> list[Clip]:
         return clip_schedule(video.length, self.clip_length, self.clip_overlap)

@@ -520,6 +520,22 @@ def test_small_variant_network_options_reach_trainer_and_builder() -> None:
         build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"), focal="0")
 
 
+def test_small_variant_checkpoint_of_the_other_classifier_names_the_option(tmp_path: Path) -> None:
+    """A small CiCo checkpoint trained with the other classifier (one conf channel more or less per
+    anchor) fails to load with a hint naming ``--adapter-arg focal=``; with it, it loads."""
+    from methods.cico.small import build
+
+    cfg = get_variant_cfg(TINY)
+    for trained, other in (("1", "0"), ("0", "1")):
+        path = tmp_path / f"focal{trained}.pth"
+        torch.save(build(cfg, focal=trained).net.state_dict(), path)
+        with pytest.raises(
+            InputError, match=f"trained with --opt focal={trained}; pass --adapter-arg focal={trained}"
+        ):
+            build(cfg, focal=other).load_official_checkpoint(path)
+        build(cfg, focal=trained).load_official_checkpoint(path)
+
+
 def test_small_variant_head_min_level() -> None:
     """``head_min_level=4`` runs the prediction head on P4..P7 (anchors of those levels only) while
     the ProtoNet keeps P3..P5, so the prototypes stay at stride 4; the builder takes the option too."""

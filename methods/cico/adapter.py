@@ -114,6 +114,20 @@ class CiCoAdapter(MethodAdapter):
         ch = int(wt.shape[0]) // 3
         return ch if self.net.cfg.focal else ch - 1
 
+    def class_mismatch_hint(self, found: int, expected: int) -> str:
+        # a small variant's checkpoint from the other classifier (softmax has one channel more per
+        # anchor than the sigmoid focal head): the count is off by one, and the option says why
+        if self.cfg.backbone == "tiny":
+            focal = self.net.cfg.focal
+            if found + (-1 if focal else 1) == expected:
+                other = 0 if focal else 1
+                kind = "softmax with background" if focal else "sigmoid focal"
+                return (
+                    f"hint: its classifier fits {expected} classes under the {kind} head: it was trained "
+                    f"with --opt focal={other}; pass --adapter-arg focal={other}"
+                )
+        return super().class_mismatch_hint(found, expected)
+
     def convert_state_dict(self, official: Mapping[str, torch.Tensor]) -> Any:
         legacy = is_legacy_proto_conv(official)
         if legacy != self.net.cfg.legacy_3d_proto_conv:
