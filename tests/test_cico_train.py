@@ -446,7 +446,10 @@ def test_channels_last_option_gives_the_same_losses_and_a_contiguous_export(toy:
 
 
 def test_small_variant_defaults_and_official_schedule_unchanged() -> None:
-    from methods.cico.small import TINY_CONF_THRESH, TINY_SCHEDULE, build
+    from methods.cico.adapter import build as cico_official_build
+    from methods.cico.losses import LossConfig
+    from methods.cico.small import TINY_CLASS_ALPHA, TINY_CONF_THRESH, TINY_MATCH_COEFF, TINY_SCHEDULE, build
+    from methods.cico.track import TrackConfig
 
     tiny = build_trainer(get_variant_cfg(TINY)).schedule(846, 4)
     assert tiny == TINY_SCHEDULE and tiny.grad_clip is not None and tiny.warmup_steps < 100
@@ -455,6 +458,21 @@ def test_small_variant_defaults_and_official_schedule_unchanged() -> None:
     ad = build(get_variant_cfg(TINY))
     assert ad.detect_cfg.conf_thresh == ad.tracker.cfg.conf_thresh == TINY_CONF_THRESH
     assert build(get_variant_cfg(TINY), conf_thresh="0.2").detect_cfg.conf_thresh == 0.2
+    # Track_TF's match coefficients: the small variant's own default, or any four given
+    assert ad.tracker.cfg.match_coeff == TINY_MATCH_COEFF == (0.1, 0.5, 0.5, 1.0)
+    official_mc = build(get_variant_cfg(TINY), match_coeff="0.1,0.5,0.5,0.3").tracker.cfg.match_coeff
+    assert official_mc == TrackConfig().match_coeff == (0.1, 0.5, 0.5, 0.3)
+    assert (
+        cico_official_build(get_variant_cfg("cico_yolact_r50.ytvis2019")).tracker.cfg.match_coeff
+        == official_mc
+    )
+    # loss weights of the small variant's training (official 5 / 5)
+    tr = build_trainer(get_variant_cfg(TINY), track_alpha="10", class_alpha="2.5")
+    assert (tr.loss_cfg.track_alpha, tr.loss_cfg.class_alpha) == (10.0, 2.5)
+    dflt = build_trainer(get_variant_cfg(TINY)).loss_cfg
+    assert (dflt.track_alpha, dflt.class_alpha) == (LossConfig().track_alpha, TINY_CLASS_ALPHA) == (5.0, 10.0)
+    r50 = build_trainer(get_variant_cfg("cico_yolact_r50.ytvis2019"))
+    assert r50.loss_cfg == LossConfig(clip_frames=3, mask_type="yolact", focal=True)
     # a model trained at another input size (--opt min_size/max_size) predicts at that size
     sized = build(get_variant_cfg(TINY), min_size="64", max_size="128")
     assert sized.cfg.input_size is not None and sized.cfg.input_size.pad_min == (64, 128)

@@ -50,6 +50,13 @@ def test_opt_int_and_float() -> None:
         ("cico_yolact_tiny.toyvis", {"grad_clip": "big"}, r"grad_clip='big': expected a number"),
         ("cico_yolact_tiny.toyvis", {"warmup": "-3"}, r"warmup='-3': expected an integer >= 0"),
         ("cico_yolact_tiny.toyvis", {"cache": "maybe"}, r"cache='maybe': expected a boolean"),
+        (
+            "cico_yolact_tiny.toyvis",
+            {"track_alpha": "-1"},
+            r"track_alpha='-1': expected a number in \[0, inf\]",
+        ),
+        ("cico_yolact_tiny.toyvis", {"class_alpha": "lots"}, r"class_alpha='lots': expected a number"),
+        ("cico_yolact_r50.ytvis2019", {"track_alpha": "10"}, r"option track_alpha is for the small"),
     ],
 )
 def test_trainer_options_are_typed(variant: str, opts: dict[str, str], message: str) -> None:
@@ -75,6 +82,9 @@ def test_builder_options_are_typed() -> None:
         cico_build(cfg, conf_thresh="2")
     with pytest.raises(InputError, match=r"max_size='x': expected an integer"):
         cico_build(cfg, max_size="x")
+    for bad in ("0.1,0.5,0.5", "a,b,c,d", "0.1,0.5,0.5,-1", "nan,0,0,0", "inf,0,0,0", "0.1,0.5,0.5,0.3,1"):
+        with pytest.raises(InputError, match=r"match_coeff=.*expected four numbers >= 0"):
+            cico_build(cfg, match_coeff=bad)
 
 
 def test_cli_bad_option_exits_2(cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:

@@ -420,11 +420,12 @@ class CiCoTrainer:
     OPTIONS = (
         "augment", "cache", "freeze_bn", "min_size", "max_size", "width", "tower_layers", "tower_norm",
         "head_min_level", "proto_min_level", "proto_stride", "anchor_scales", "grad_clip", "warmup", "pos_iou",
-        "flip", "expand", "mask_dim", "channels_last", "decay", "focal",
+        "flip", "expand", "mask_dim", "channels_last", "decay", "focal", "track_alpha", "class_alpha",
     )  # fmt: skip
     TINY_ONLY = (
         "width", "tower_layers", "tower_norm", "head_min_level", "proto_min_level", "proto_stride",
-        "anchor_scales", "grad_clip", "warmup", "pos_iou", "mask_dim", "decay", "focal",
+        "anchor_scales", "grad_clip", "warmup", "pos_iou", "mask_dim", "decay", "focal", "track_alpha",
+        "class_alpha",
     )  # fmt: skip
 
     def __init__(self, cfg: VariantCfg, **options: Any) -> None:
@@ -485,6 +486,19 @@ class CiCoTrainer:
             clip_frames=cfg.clip_length, mask_type=self.net_cfg.mask_type, focal=self.net_cfg.focal,
             pos_threshold=pos, neg_threshold=round(pos - 0.1, 6),
         )  # fmt: skip
+        # track_alpha, class_alpha (small variant only, not official): the weights of the track
+        # embedding and classification losses (official 5 and 5; the small variant's classification
+        # weight is TINY_CLASS_ALPHA, methods/cico/small.py)
+        if self.tiny:
+            from methods.cico.small import TINY_CLASS_ALPHA
+
+            self.loss_cfg = replace(self.loss_cfg, class_alpha=TINY_CLASS_ALPHA)
+        if "track_alpha" in options:
+            track_alpha = opt_float(options["track_alpha"], "track_alpha", minimum=0.0)
+            self.loss_cfg = replace(self.loss_cfg, track_alpha=track_alpha)
+        if "class_alpha" in options:
+            class_alpha = opt_float(options["class_alpha"], "class_alpha", minimum=0.0)
+            self.loss_cfg = replace(self.loss_cfg, class_alpha=class_alpha)
 
     # -- model
     def build_model(self) -> nn.Module:
