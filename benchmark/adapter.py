@@ -341,6 +341,12 @@ class MethodAdapter(abc.ABC):
         networks come in several head layouts override it)."""
         return _variants_hint(found, what="checkpoint")
 
+    def settings(self) -> dict[str, Any]:
+        """The test-time settings that shape the results beyond the variant and its options
+        (thresholds a builder defaults); ``visrepro predict`` records them with the run and refuses to
+        resume it under other ones. JSON values. Default: none."""
+        return {}
+
     def iter_clips(self, video: VideoSample) -> list[Clip]:
         return clip_schedule(video.length, self.clip_length, self.clip_overlap)
 

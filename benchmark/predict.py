@@ -145,12 +145,16 @@ def _opener(ds: YTVISDataset, video_id: int, with_frames: bool) -> Callable[[], 
 
 
 def _identity(adapter: MethodAdapter, options: dict[str, Any], dataset_sha: str) -> dict[str, Any]:
-    return {
+    out = {
         "variant": adapter.cfg.name,
         "options": options,
         "checkpoint_sha256": adapter.checkpoint_sha256,
         "dataset_sha256": dataset_sha,
     }
+    settings = adapter.settings()
+    if settings:  # the effective test-time settings (a default may change between versions)
+        out["settings"] = settings
+    return out
 
 
 def _check_identity(found: Any, identity: dict[str, Any], file: Path) -> None:

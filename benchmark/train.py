@@ -273,6 +273,21 @@ def _rng_states() -> dict[str, Any]:
     return st
 
 
+def _config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """The entries of two trainer configurations that differ, nested dicts entry by entry
+    (``loss.class_alpha``), in name order."""
+    out: list[tuple[str, Any, Any]] = []
+    for k in sorted({*old, *new}, key=str):
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _config_diff(a, b, f"{prefix}{k}.")
+        else:
+            out.append((f"{prefix}{k}", a, b))
+    return out
+
+
 def _set_rng_states(st: Mapping[str, Any]) -> None:
     import numpy as np
     import torch
@@ -421,10 +436,10 @@ def train(a: TrainArgs) -> dict[str, Any]:
                 )
             old_cfg, new_cfg = st.get("config"), trainer.config()
             if old_cfg is not None and old_cfg != new_cfg:
-                diff = sorted(k for k in {*old_cfg, *new_cfg} if old_cfg.get(k) != new_cfg.get(k))
                 raise InputError(
-                    "the state was trained with other trainer options (--opt): "
-                    + "; ".join(f"{k}: {old_cfg.get(k)!r} then, {new_cfg.get(k)!r} now" for k in diff),
+                    "the state was trained with other trainer options (--opt) or defaults: "
+                    + "; ".join(f"{k}: {a!r} then, {b!r} now" for k, a, b in _config_diff(old_cfg, new_cfg))
+                    + " (pass the options that give the values it was trained with, or train anew)",
                     file=path,
                 )
             model.load_state_dict(st["model"])

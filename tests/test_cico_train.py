@@ -4,6 +4,7 @@ inflation, and a short real training on a tiny ToyVIS batch."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -237,6 +238,11 @@ def test_softmax_ohem_and_condinst_variant_of_the_losses() -> None:
     losses = cico_losses(out, tg, cfg)
     assert "C" in losses and "C_focal" not in losses
     assert all(torch.isfinite(v) for v in losses.values())
+    # the class and track weights (trainer options class_alpha / track_alpha) scale only their terms
+    heavy = cico_losses(out, tg, replace(cfg, class_alpha=10.0, track_alpha=2.5))
+    assert losses["C"].item() > 0 and losses["T"].item() > 0
+    assert torch.allclose(heavy["C"], 2 * losses["C"]) and torch.allclose(heavy["T"], 0.5 * losses["T"])
+    assert all(torch.equal(heavy[k], losses[k]) for k in losses if k not in ("C", "T"))
 
 
 # ---- data ----------------------------------------------------------------------------------------

@@ -82,9 +82,13 @@ def test_builder_options_are_typed() -> None:
         cico_build(cfg, conf_thresh="2")
     with pytest.raises(InputError, match=r"max_size='x': expected an integer"):
         cico_build(cfg, max_size="x")
-    for bad in ("0.1,0.5,0.5", "a,b,c,d", "0.1,0.5,0.5,-1", "nan,0,0,0", "inf,0,0,0", "0.1,0.5,0.5,0.3,1"):
-        with pytest.raises(InputError, match=r"match_coeff=.*expected four numbers >= 0"):
+    # --adapter-arg values are JSON-decoded when they can be (0.3 -> a float, true -> a bool)
+    bad_values: list[object] = ["0.1,0.5,0.5", "a,b,c,d", "0.1,0.5,0.5,-1", "nan,0,0,0", "inf,0,0,0"]
+    bad_values += ["0.1,0.5,0.5,0.3,1", 0.3, 1, None, True, [True, 0, 0, 0], {"a": 1}]
+    for bad in bad_values:
+        with pytest.raises(InputError, match=r"option match_coeff=.*expected four numbers >= 0"):
             cico_build(cfg, match_coeff=bad)
+    assert cico_build(cfg, match_coeff=[0.1, 0.5, 0.5, 0]).tracker.cfg.match_coeff == (0.1, 0.5, 0.5, 0.0)
 
 
 def test_cli_bad_option_exits_2(cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
@@ -95,4 +99,15 @@ def test_cli_bad_option_exits_2(cli: Callable[..., tuple[int, str, str]], tmp_pa
         "--opt", "min_size=x", "--no-progress",
     )  # fmt: skip
     assert rc == 2 and "min_size='x': expected an integer" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cli_bad_adapter_arg_exits_2(cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
+    """A JSON-decodable value of the wrong kind (a number where four are expected) exits 2, not 1."""
+    out = tmp_path / "r.json"
+    rc, _, err = cli(
+        "predict", "--variant", "cico_yolact_tiny.toyvis", "--checkpoint", tmp_path / "none.pth",
+        "--dataset", tmp_path / "none.json", "--out", out, "--adapter-arg", "match_coeff=0.3",
+    )  # fmt: skip
+    assert rc == 2 and "option match_coeff=0.3: expected four numbers" in err and "Traceback" not in err
     assert not out.exists()

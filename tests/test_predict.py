@@ -182,3 +182,29 @@ def test_seed_makes_random_weights_reproducible(
     rc, _, err = cli_predict("predict", *_args(four_videos, tmp_path / "c.json"), "--seed", "1",
                              "--checkpoint", tmp_path / "w.pth")  # fmt: skip
     assert rc == 2 and "--seed" in err and not (tmp_path / "c.json").exists()
+
+
+def test_run_identity_records_the_effective_settings(tmp_path: Path) -> None:
+    """A run records the test-time settings its builder chose (a default may change between
+    versions); resuming it under other settings is refused, naming them."""
+    from benchmark.errors import InputError
+    from benchmark.predict import _check_identity, _identity
+    from benchmark.registry import get_variant_cfg
+    from methods.cico.small import build as cico_tiny
+    from methods.crossvis.small import build as crossvis_tiny
+
+    ad = cico_tiny(get_variant_cfg("cico_yolact_tiny.toyvis"))
+    ident = _identity(ad, {}, "sha")
+    assert ident["settings"]["track"]["match_coeff"] == [0.1, 0.5, 0.5, 1.0]
+    assert ident["settings"]["detect"]["conf_thresh"] == 0.05
+    found = json.loads(json.dumps(ident))  # as read back from a shard
+    _check_identity(found, ident, tmp_path / "1.json")
+    other = cico_tiny(get_variant_cfg("cico_yolact_tiny.toyvis"), match_coeff="0.1,0.5,0.5,0.3")
+    with pytest.raises(InputError, match=r"different run \(settings: .*0\.3\]"):
+        _check_identity(found, _identity(other, {}, "sha"), tmp_path / "1.json")
+    # a shard of an earlier version, without the settings, is not taken as this run's
+    del found["settings"]
+    with pytest.raises(InputError, match=r"settings: None there"):
+        _check_identity(found, ident, tmp_path / "1.json")
+    # an adapter without test-time settings records none (shards of earlier versions still match)
+    assert "settings" not in _identity(crossvis_tiny(get_variant_cfg("crossvis_tiny.toyvis")), {}, "sha")

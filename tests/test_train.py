@@ -214,6 +214,11 @@ def test_resume_refuses_another_variant_or_batch(toy: Path, tmp_path: Path) -> N
         run(_args(toy, out, "--max-steps", "2", "--batch-size", "1", "--precision", "bf16", "--resume"))
     with pytest.raises(InputError, match=r"other trainer options.*expand: False then, True now"):
         run(_args(toy, out, "--max-steps", "2", "--batch-size", "1", "--opt", "expand=1", "--resume"))
+    # a nested entry (the loss weights) is named by itself, not as the whole loss configuration
+    with pytest.raises(
+        InputError, match=r"other trainer options.*: loss\.class_alpha: 10\.0 then, 5\.0 now \("
+    ):
+        run(_args(toy, out, "--max-steps", "2", "--batch-size", "1", "--opt", "class_alpha=5", "--resume"))
     with pytest.raises(InputError, match="no training state"):
         run(_args(toy, tmp_path / "none", "--resume"))
     with pytest.raises(UsageError, match="multiple of --accumulate"):

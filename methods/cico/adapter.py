@@ -16,8 +16,9 @@ Stages per clip (3 frames, overlap 1, the short last clip tiled; see
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import cv2
@@ -141,6 +142,11 @@ class CiCoAdapter(MethodAdapter):
             self.net.cfg = CiCoConfig(**{**c.__dict__, "legacy_3d_proto_conv": legacy})
             self.net.to(self.device).eval()
         return super().convert_state_dict(official)
+
+    def settings(self) -> dict[str, Any]:
+        # Detect's and Track_TF's effective configuration (the small variant's builder sets its own
+        # thresholds and match coefficients), as JSON values
+        return json.loads(json.dumps({"detect": asdict(self.detect_cfg), "track": asdict(self.tracker.cfg)}))
 
     # ---- stages ---------------------------------------------------------------------------------
     def reset(self, video: VideoSample) -> None:
