@@ -12,7 +12,6 @@ checkpoint loading are the ones of every other CiCo variant.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -436,27 +435,26 @@ def net_overrides(options: dict[str, Any]) -> dict[str, int]:
 def tiny_config_of(cfg: VariantCfg, **overrides: Any) -> TinyCiCoConfig:
     """The network of a ``cico_{yolact,condinst}_tiny.*`` variant."""
     head = cfg.name.split(".")[0].split("_")[1]
-    kw = {"focal": TINY_FOCAL, **overrides}
-    kw["focal"] = bool(kw["focal"])
-    return TinyCiCoConfig(mask_type=head, num_classes=cfg.num_classes, clip_frames=cfg.clip_length, **kw)
+    focal = bool(overrides.pop("focal", TINY_FOCAL))  # net_overrides gives 0 / 1
+    return TinyCiCoConfig(
+        mask_type=head, num_classes=cfg.num_classes, clip_frames=cfg.clip_length, focal=focal, **overrides
+    )
 
 
 def _match_coeff(value: Any) -> tuple[float, float, float, float]:
-    """``match_coeff``: four comma-separated numbers >= 0 (or a sequence of four)."""
-    out: tuple[float, ...] = ()
-    try:
-        parts = value.split(",") if isinstance(value, str) else list(value)
-        if not any(isinstance(p, bool) for p in parts):
-            out = tuple(float(p) for p in parts)
-    except (TypeError, ValueError):
-        out = ()
-    if len(out) != 4 or any(not (math.isfinite(c) and c >= 0) for c in out):
-        raise InputError(
-            f"option match_coeff={value!r}: expected four numbers >= 0 separated by commas (score, mask "
-            "IoU, box IoU, same class; official 0.1,0.5,0.5,0.3)",
-            entry="options",
-        )
-    return (out[0], out[1], out[2], out[3])
+    """``match_coeff``: four comma-separated numbers >= 0 (or a list of four, as JSON gives it)."""
+    parts = value.split(",") if isinstance(value, str) else value
+    if isinstance(parts, (list, tuple)) and len(parts) == 4:
+        try:
+            a, b, c, d = (opt_float(p, "match_coeff", minimum=0.0) for p in parts)
+            return (a, b, c, d)
+        except InputError:
+            pass
+    raise InputError(
+        f"option match_coeff={value!r}: expected four numbers >= 0 separated by commas (score, mask IoU, "
+        "box IoU, same class; official 0.1,0.5,0.5,0.3)",
+        entry="options",
+    )
 
 
 def build(cfg: VariantCfg, *, device: str = "cpu", **kwargs: Any) -> Any:

@@ -482,23 +482,20 @@ class CiCoTrainer:
         # pos_iou (small variant only, not official): an anchor is positive at IoU >= pos_iou with a
         # GT box, negative under pos_iou - 0.1 (official 0.5 / 0.4)
         pos = opt_float(options.get("pos_iou", 0.5), "pos_iou", minimum=0.2, maximum=0.9)
-        self.loss_cfg = LossConfig(
-            clip_frames=cfg.clip_length, mask_type=self.net_cfg.mask_type, focal=self.net_cfg.focal,
-            pos_threshold=pos, neg_threshold=round(pos - 0.1, 6),
-        )  # fmt: skip
         # track_alpha, class_alpha (small variant only, not official): the weights of the track
         # embedding and classification losses (official 5 and 5; the small variant's classification
         # weight is TINY_CLASS_ALPHA, methods/cico/small.py)
+        class_alpha = LossConfig.class_alpha
         if self.tiny:
             from methods.cico.small import TINY_CLASS_ALPHA
 
-            self.loss_cfg = replace(self.loss_cfg, class_alpha=TINY_CLASS_ALPHA)
-        if "track_alpha" in options:
-            track_alpha = opt_float(options["track_alpha"], "track_alpha", minimum=0.0)
-            self.loss_cfg = replace(self.loss_cfg, track_alpha=track_alpha)
-        if "class_alpha" in options:
-            class_alpha = opt_float(options["class_alpha"], "class_alpha", minimum=0.0)
-            self.loss_cfg = replace(self.loss_cfg, class_alpha=class_alpha)
+            class_alpha = TINY_CLASS_ALPHA
+        self.loss_cfg = LossConfig(
+            clip_frames=cfg.clip_length, mask_type=self.net_cfg.mask_type, focal=self.net_cfg.focal,
+            pos_threshold=pos, neg_threshold=round(pos - 0.1, 6),
+            class_alpha=opt_float(options.get("class_alpha", class_alpha), "class_alpha", minimum=0.0),
+            track_alpha=opt_float(options.get("track_alpha", LossConfig.track_alpha), "track_alpha", minimum=0.0),
+        )  # fmt: skip
 
     # -- model
     def build_model(self) -> nn.Module:
