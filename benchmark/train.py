@@ -16,7 +16,10 @@ collate function, the loss dict, the official schedule and initialisation. The l
   ``--max-steps`` override it; a shorter run scales the decay steps with it);
 * ``--prefetch``: the next batch loaded in a background thread during the step (the same batches;
   off by default: with 2 CPU cores busy training, the extra thread slows the step);
-* ``--precision bf16``: bf16 autocast of the forward pass and the losses (fp32 weights);
+* ``--precision``: ``bf16`` is bf16 autocast of the forward pass and the losses (fp32 weights);
+  ``auto`` (the default) is bf16 where the device computes bf16 natively (:func:`native_bf16`: AMX
+  or AVX-512 BF16 on x86, a CUDA device with bf16) and fp32 elsewhere, where bf16 is emulated and
+  4-8x slower (AVX2-only CPUs); the summary records what was asked and what ran;
 * logging of every loss term (``--log-every``; ``train_log.jsonl`` in ``--out``) and a tqdm bar;
 * checkpoints in ``--out``: ``last.pth`` (our format, see :func:`save_state`) every
   ``--save-every`` steps and at the end, written atomically; ``model_final.pth`` = the variant's
@@ -53,6 +56,7 @@ if TYPE_CHECKING:
     from benchmark.data.ytvis import YTVISDataset
 
 __all__ = [
+    "PRECISIONS",
     "STATE_FORMAT",
     "MethodTrainer",
     "SampleStream",
@@ -353,7 +357,52 @@ class TrainArgs:
     options: dict[str, Any] | None = None
     trainer: str | None = None
     prefetch: bool = False
-    precision: str = "fp32"
+    precision: str = "auto"
+
+
+#: ``--precision`` choices (``auto``: :func:`resolve_precision`).
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def native_bf16(device: torch.device) -> tuple[bool, str]:
+    """Whether ``device`` computes bf16 natively, and what says so (for the summary and the log).
+
+    On x86 CPUs both must hold: the CPU has AMX or AVX-512 BF16 instructions, and oneDNN may use
+    them (``ONEDNN_MAX_CPU_ISA=AVX2`` holds it to the AVX2 path, where bf16 is emulated). AVX-512
+    without BF16 (Skylake) converts in software: not native. Elsewhere on a CPU, oneDNN's own bf16
+    check decides; on CUDA, ``torch.cuda.is_bf16_supported()``.
+    """
+    import platform
+
+    import torch
+
+    if device.type == "cuda":
+        ok = bool(torch.cuda.is_bf16_supported())
+        return ok, f"CUDA bf16 {'supported' if ok else 'not supported'}"
+    if device.type != "cpu":
+        return False, f"device {device.type}"
+    onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return onednn, f"oneDNN bf16 {'supported' if onednn else 'not supported'}"
+    cpu = getattr(torch, "cpu", None)
+    amx = bool(getattr(cpu, "_is_amx_tile_supported", lambda: False)())
+    avx512_bf16 = bool(getattr(cpu, "_is_avx512_bf16_supported", lambda: False)())
+    isa = "AMX" if amx else "AVX-512 BF16" if avx512_bf16 else "no AMX / AVX-512 BF16"
+    ok = onednn and (amx or avx512_bf16)
+    why = isa if onednn else f"{isa}, oneDNN limited to a non-bf16 ISA (ONEDNN_MAX_CPU_ISA)"
+    return ok, why
+
+
+def resolve_precision(requested: str, device: torch.device) -> tuple[str, str]:
+    """``(precision that runs, why)`` for ``--precision requested`` on ``device``."""
+    if requested not in PRECISIONS:
+        raise UsageError(f"--precision {requested!r}: expected one of {', '.join(PRECISIONS)}")
+    native, why = native_bf16(device)
+    if requested == "auto":
+        return ("bf16" if native else "fp32"), f"auto: {'native' if native else 'no native'} bf16 ({why})"
+    if requested == "bf16" and not native:
+        log.warning("--precision bf16: no native bf16 here (%s); training will be 4-8x slower than fp32", why)
+    return requested, f"asked for ({why})"
 
 
 def _open_dataset(a: TrainArgs) -> YTVISDataset:
@@ -415,6 +464,8 @@ def train(a: TrainArgs) -> dict[str, Any]:
         init_report = trainer.init_from(model, a.init) if a.init is not None else None
         model.to(device)
         trainer.set_train_mode(model, bs // a.accumulate)
+        precision, precision_why = resolve_precision(a.precision, device)
+        log.info("precision %s (%s)", precision, precision_why)
         step = 0
         st = None
         if a.resume is not None:
@@ -430,9 +481,11 @@ def train(a: TrainArgs) -> dict[str, Any]:
             # options (network, augmentation, input size); states written before these were
             # recorded are taken as fp32 with unknown options
             was = st.get("precision", "fp32")
-            if was != a.precision:
+            if was != precision:
                 raise InputError(
-                    f"the state was trained with --precision {was}, not {a.precision}", file=path
+                    f"the state was trained with --precision {was}, not {precision}"
+                    + (f" (--precision {a.precision}: {precision_why})" if a.precision != precision else ""),
+                    file=path,
                 )
             old_cfg, new_cfg = st.get("config"), trainer.config()
             if old_cfg is not None and old_cfg != new_cfg:
@@ -465,7 +518,7 @@ def train(a: TrainArgs) -> dict[str, Any]:
             return {
                 "format": STATE_FORMAT, "variant": cfg.name, "step": step, "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "schedule": asdict(sched), "rng": _rng_states(),
-                "config": trainer.config(), "seed": a.seed, "init": init_report, "precision": a.precision,
+                "config": trainer.config(), "seed": a.seed, "init": init_report, "precision": precision,
                 "batch": {"per_process": bs, "world_size": info.world_size, "global": gb, "accumulate": a.accumulate},
             }  # fmt: skip
 
@@ -482,19 +535,10 @@ def train(a: TrainArgs) -> dict[str, Any]:
             pos = mine[k * micro : (k + 1) * micro]
             return trainer.collate([data.get(stream.index(p), stream.rng(p)) for p in pos])
 
-        if a.precision not in ("fp32", "bf16"):
-            raise UsageError(f"--precision {a.precision!r}: expected fp32 or bf16")
-        if (
-            a.precision == "bf16"
-            and device.type == "cpu"
-            and not torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        ):
-            log.warning("--precision bf16: this CPU has no native bf16 support; training will be slow")
-
         def autocast() -> contextlib.AbstractContextManager[Any]:
             # bf16: the forward pass and the losses under autocast (convolutions and matrix products
             # in bf16, the rest as autocast decides); weights, gradients and optimizer stay fp32
-            if a.precision == "fp32":
+            if precision == "fp32":
                 return contextlib.nullcontext()
             return torch.autocast(device.type, dtype=torch.bfloat16)
 
@@ -569,7 +613,7 @@ def train(a: TrainArgs) -> dict[str, Any]:
             "steps_this_run": step - first, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "last_losses": last, "schedule": asdict(sched), "world_size": info.world_size,
             "batch_per_process": bs, "seed": a.seed, "init": init_report, "samples": len(data),
-            "precision": a.precision,
+            "precision": precision, "precision_requested": a.precision, "precision_reason": precision_why,
         }  # fmt: skip
         if info.is_main:
             save_state(out / LAST_STATE, payload())
@@ -658,10 +702,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
         "--precision",
-        choices=("fp32", "bf16"),
-        default="fp32",
-        help="bf16: forward and losses under bf16 autocast (fp32 weights and optimizer; fast on CPUs with "
-        "AMX / AVX-512 bf16)",
+        choices=PRECISIONS,
+        default="auto",
+        help="bf16: forward and losses under bf16 autocast (fp32 weights and optimizer); auto (default): "
+        "bf16 where the device has native bf16 (AMX / AVX-512 BF16, CUDA), else fp32",
     )
     parser.add_argument(
         "--prefetch",
