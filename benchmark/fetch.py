@@ -65,6 +65,7 @@ __all__ = [
     "download",
     "fetch_checkpoint",
     "fetch_manifest",
+    "file_url",
     "load_manifest",
     "make_session",
     "parse_manifest",
@@ -211,8 +212,37 @@ def _normalise_sha256(value: str | None) -> str | None:
 
 def _check_url(url: str) -> None:
     parts = urlsplit(url)
+    if parts.scheme.lower() == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise InputError(f"a file URL names an absolute local path (file:///...), got {url!r}")
+        return
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise InputError(f"not an http(s) URL: {url!r}")
+        raise InputError(f"not an http(s) or file URL: {url!r}")
+
+
+def file_url(path: str | Path) -> str:
+    """The ``file:`` URL of a local file (how the registry names weights the repository ships)."""
+    return Path(path).resolve().as_uri()
+
+
+def _copy_local(url: str, part: Path) -> tuple[int, str]:
+    """Copy the file a ``file:`` URL names into ``part``, hashing as it goes: ``(size, sha256)``."""
+    src = Path(urllib.request.url2pathname(urlsplit(url).path))
+    h = hashlib.sha256()
+    size = 0
+    try:
+        with open(src, "rb") as fin, open(part, "wb") as fout:
+            while chunk := fin.read(1 << 20):
+                h.update(chunk)
+                fout.write(chunk)
+                size += len(chunk)
+    except FileNotFoundError:
+        part.unlink(missing_ok=True)
+        raise FetchError(f"no such file: {src}", url=url) from None
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise FetchError(f"cannot copy {src}: {exc}", url=url) from None
+    return size, h.hexdigest()
 
 
 class _Transient(Exception):
@@ -438,7 +468,8 @@ def download(
     """Download ``url`` to ``dest``; resumable, verified, atomic.
 
     Args:
-        url: An http(s) URL or a Google Drive public link (converted to the download endpoint).
+        url: An http(s) URL, a Google Drive public link (converted to the download endpoint), or a
+            ``file:`` URL of a local file (copied, with the same verification and atomic rename).
         dest: The final file. It appears only once the whole file is in and verified; meanwhile
             the data is in ``dest + ".part"``.
         sha256: Expected digest. A ``dest`` that already has it is not downloaded again; a
@@ -484,6 +515,22 @@ def download(
             part.unlink(missing_ok=True)
     except OSError as exc:
         raise FetchError(f"cannot prepare {part}: {exc}", url=url, dest=dest) from None
+    if urlsplit(url).scheme.lower() == "file":
+        size, digest = _copy_local(url, part)
+        bad: ChecksumError | None = None
+        if expected_size is not None and size != expected_size:
+            bad = ChecksumError(url=url, dest=dest, expected=expected_size, actual=size, what="size")
+        elif sha256 is not None and digest != sha256:
+            bad = ChecksumError(url=url, dest=dest, expected=sha256, actual=digest)
+        if bad is not None:
+            part.unlink(missing_ok=True)
+            raise bad
+        try:
+            os.replace(part, dest)
+        except OSError as exc:
+            raise FetchError(f"cannot move {part} to {dest}: {exc}", url=url, dest=dest) from None
+        log.info("%s: copied %d bytes from %s, sha256 %s", name or dest.name, size, url, digest)
+        return FetchResult(url=url, dest=dest, sha256=digest, size=size, name=name)
     st = _State(
         url=url,
         fetch_url=_gdrive.drive_download_url(file_id) if file_id else url,
@@ -502,7 +549,7 @@ def download(
         attempts += _transfer(st, retries, backoff)
         size = part.stat().st_size
         digest = st.hasher.hexdigest()
-        bad: ChecksumError | None = None
+        bad = None
         if expected_size is not None and size != expected_size:
             bad = ChecksumError(url=url, dest=dest, expected=expected_size, actual=size, what="size")
         elif sha256 is not None and digest != sha256:

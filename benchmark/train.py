@@ -402,7 +402,7 @@ def resolve_precision(requested: str, device: torch.device) -> tuple[str, str]:
         return ("bf16" if native else "fp32"), f"auto: {'native' if native else 'no native'} bf16 ({why})"
     if requested == "bf16" and not native:
         log.warning("--precision bf16: no native bf16 here (%s); training will be 4-8x slower than fp32", why)
-    return requested, f"asked for ({why})"
+    return requested, f"asked for; {'native' if native else 'no native'} bf16 ({why})"
 
 
 def _open_dataset(a: TrainArgs) -> YTVISDataset:
@@ -440,6 +440,7 @@ def train(a: TrainArgs) -> dict[str, Any]:
 
     from benchmark._io import atomic_write_json
     from benchmark.distributed import init_distributed, shutdown
+    from benchmark.speed import cpu_name
 
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -614,6 +615,7 @@ def train(a: TrainArgs) -> dict[str, Any]:
             "last_losses": last, "schedule": asdict(sched), "world_size": info.world_size,
             "batch_per_process": bs, "seed": a.seed, "init": init_report, "samples": len(data),
             "precision": precision, "precision_requested": a.precision, "precision_reason": precision_why,
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu": cpu_name(),
         }  # fmt: skip
         if info.is_main:
             save_state(out / LAST_STATE, payload())

@@ -16,16 +16,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
 __all__ = [
+    "SHIPPED_WEIGHTS",
     "FpsClaim",
     "InputSize",
     "PublishedResult",
     "VariantCfg",
     "VariantKind",
+    "shipped_weights_url",
 ]
+
+#: Weights the repository itself ships (the small ToyVIS models' reference weights, with their
+#: training records): ``weights/`` at the top of the checkout. Their sha256 is in
+#: ``benchmark/checkpoints.lock.json``, so ``visrepro fetch --variant`` verifies them like a download.
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+
+def shipped_weights_url(relative: str) -> str:
+    """The ``file:`` URL of ``weights/<relative>`` (a variant's ``checkpoint_urls`` entry)."""
+    return (SHIPPED_WEIGHTS / relative).as_uri()
+
 
 #: ``method``: a re-implemented method; ``oracle``: GT-based upper bound; ``test``: test fixture.
 VariantKind = Literal["method", "oracle", "test"]

@@ -25,7 +25,7 @@ def assert_ddp_equals_micro_batches(variant: str, train_json: Path, tmp_path: Pa
     split into 2 micro-batches with their losses averaged (rank r's sample = micro-batch r).
     BatchNorm buffers are not compared: DDP broadcasts rank 0's, accumulation saw both."""
     common = ["--variant", variant, "--dataset", str(train_json), "--no-progress", "--threads", "1",
-              "--opt", f"width={width}", "--max-steps", "2", "--lr", "0.002", "--save-every", "0"]  # fmt: skip
+              "--opt", f"width={width}", "--max-steps", "2", "--lr", "0.002", "--save-every", "0", "--precision", "fp32"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     ddp = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",

@@ -307,7 +307,11 @@ def test_bad_arguments_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="64 hexadecimal"):
         fetch.download("http://127.0.0.1:1/f", tmp_path / "x", sha256="abc")
     with pytest.raises(InputError, match="not an http"):
-        fetch.download("file:///etc/passwd", tmp_path / "x")
+        fetch.download("ftp://127.0.0.1/f", tmp_path / "x")
+    with pytest.raises(InputError, match="absolute local path"):
+        fetch.download("file:relative/path.pth", tmp_path / "x")
+    with pytest.raises(InputError, match="absolute local path"):
+        fetch.download("file://otherhost/etc/passwd", tmp_path / "x")
     with pytest.raises(InputError, match="folders are not supported"):
         fetch.download("https://drive.google.com/drive/folders/1AbCdEfGhIjK", tmp_path / "x")
 
@@ -503,7 +507,7 @@ def test_manifest_skips_present_files(server: Server, tmp_path: Path) -> None:
             {"name": "typo", "url": "http://x.org/a", "dest": "a", "sha": DIGEST},
             "entries[0] (typo): unknown key(s) 'sha'",
         ),
-        ({"name": "ftp", "url": "ftp://x.org/a", "dest": "a"}, "entries[0] (ftp): not an http(s) URL"),
+        ({"name": "ftp", "url": "ftp://x.org/a", "dest": "a"}, "entries[0] (ftp): not an http(s) or file URL"),
         (
             {"name": "dir", "url": "http://x.org/a", "dest": "ckpt/"},
             "entries[0] (dir): dest must name a file",
@@ -679,3 +683,52 @@ def test_variant_without_a_link_verifies_a_file_placed_by_hand(
 )
 def test_variant_bad_arguments_exit_2(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
     assert visrepro(monkeypatch, *argv) == 2
+
+
+# --------------------------------------------------------------------------------------------------
+# file: URLs (the reference weights the repository ships)
+
+
+def test_file_url_is_copied_verified_and_atomic(tmp_path: Path) -> None:
+    src = tmp_path / "src.bin"
+    src.write_bytes(DATA)
+    dest = tmp_path / "out" / "copy.bin"
+    r = fetch.download(fetch.file_url(src), dest, sha256=DIGEST, progress=False)
+    assert dest.read_bytes() == DATA and r.sha256 == DIGEST and r.size == len(DATA) and not r.skipped
+    assert leftovers(dest) == [dest.name]
+    # present and verified: not copied again
+    assert fetch.download(fetch.file_url(src), dest, sha256=DIGEST, progress=False).skipped
+
+
+def test_file_url_with_other_bytes_keeps_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "src.bin"
+    src.write_bytes(DATA[:-1] + b"\x00")
+    dest = tmp_path / "out" / "copy.bin"
+    with pytest.raises(fetch.ChecksumError, match="sha256"):
+        fetch.download(fetch.file_url(src), dest, sha256=DIGEST, progress=False)
+    assert leftovers(dest) == []
+    with pytest.raises(fetch.FetchError, match="no such file"):
+        fetch.download(fetch.file_url(tmp_path / "absent.bin"), dest, progress=False)
+    assert leftovers(dest) == []
+
+
+def test_shipped_reference_weights_fetch_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The small models' registry entries name the weights the repository ships and their sha256;
+    ``visrepro fetch --variant`` copies and verifies them, and refuses a file with other bytes."""
+    from benchmark.registry import get_variant_cfg
+
+    for name in ("crossvis_tiny.toyvis", "cico_yolact_tiny.toyvis"):
+        cfg = get_variant_cfg(name)
+        assert cfg.checkpoint_sha256 is not None
+        out = tmp_path / f"{name}.pth"
+        assert visrepro(monkeypatch, "--variant", name, "--out", str(out)) == 0
+        assert hashlib.sha256(out.read_bytes()).hexdigest() == cfg.checkpoint_sha256
+        assert capsys.readouterr().out == f"{cfg.checkpoint_sha256}  {out}\n"
+    out.write_bytes(b"tampered")  # a present file with other bytes is replaced by the shipped one
+    assert visrepro(monkeypatch, "--variant", name, "--out", str(out)) == 0
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == cfg.checkpoint_sha256
+    wrong = "0" * 64  # a digest the shipped file lacks: refused, nothing kept
+    assert visrepro(monkeypatch, "--variant", name, "--out", str(tmp_path / "w.pth"), "--sha256", wrong) == 1
+    assert "sha256 mismatch" in capsys.readouterr().err and not (tmp_path / "w.pth").exists()

@@ -25,7 +25,7 @@ DVC = [sys.executable, "-m", "dvc"]
 SOURCES = ("benchmark", "methods")
 #: The default pipeline's stages.
 DEFAULT_STAGES = {
-    "toyvis", "train@crossvis_tiny", "train@cico_tiny", "report",
+    "toyvis", "fetch@crossvis_tiny.toyvis", "fetch@cico_yolact_tiny.toyvis", "report",
     *(f"{s}@{r}" for s in ("predict", "evaluate", "speed") for r in ("crossvis_tiny_toyvis", "cico_tiny_toyvis")),
     "reference@oracle_toyvis", "reference@oracle_swap_toyvis",
 }  # fmt: skip
@@ -50,7 +50,7 @@ def dvc(root: Path, *args: str) -> str:
 
 
 def _name(stage: Any) -> str:
-    """``train@cico_tiny`` for a dvc.yaml stage, ``datasets.dvc`` for a .dvc file."""
+    """``retrain@cico_tiny_retrained`` for a dvc.yaml stage, ``datasets.dvc`` for a .dvc file."""
     return str(stage.name) if getattr(stage, "name", None) else Path(stage.path).name
 
 
@@ -132,7 +132,7 @@ def test_default_pipeline_is_up_to_date_after_commit(scratch: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "stale"),
     [
-        ({"train.cico_tiny.args.max-steps": 7}, {"train@cico_tiny"}),
+        ({"training.cico_tiny_retrained.args.max-steps": 7}, set()),
         ({"runs.crossvis_tiny_toyvis.args": "--adapter-arg x=1"},
          {"predict@crossvis_tiny_toyvis", "speed@crossvis_tiny_toyvis", "report"}),
         ({"eval.bootstrap": 10},
@@ -153,33 +153,69 @@ def test_one_param_makes_only_its_stages_stale(
         (scratch / "params.yaml").write_text(old)
 
 
-def test_downstream_of_a_training_is_its_runs_and_the_report(scratch: Path) -> None:
+def test_downstream_of_the_reference_weights_is_their_runs_and_the_report(scratch: Path) -> None:
     import networkx as nx
 
     stages, graph = _index(scratch)
     by_name = {_name(s): s for s in stages}
     # the graph's edges point from a stage to the stages it depends on
-    downstream = {_name(s) for s in nx.ancestors(graph, by_name["train@cico_tiny"])}
+    downstream = {_name(s) for s in nx.ancestors(graph, by_name["fetch@cico_yolact_tiny.toyvis"])}
     assert downstream == {
         "predict@cico_tiny_toyvis",
-        "evaluate@cico_tiny_toyvis",
         "speed@cico_tiny_toyvis",
+        "evaluate@cico_tiny_toyvis",
         "report",
     }
 
 
+def test_retraining_is_a_stage_group_switched_on_in_params(scratch: Path) -> None:
+    """``retrain: *training`` (here: the recipes copied in) adds one stage per recipe: train, score,
+    evaluate into results/<key>/; the report depends on it; the default runs stay up to date."""
+    import networkx as nx
+
+    text = (REPO / "params.yaml").read_text()
+    params = yaml.safe_load(text)
+    assert params["retrain"] == {} and params["training"], "retraining is off by default"
+    assert "retrain: *training" in text, "the switch is documented where it is thrown"
+    old = _edit(scratch, {"retrain": params["training"]})
+    try:
+        stages, graph = _index(scratch)
+        by_name = {_name(s): s for s in stages}
+        for key, recipe in params["training"].items():
+            st = by_name[f"retrain@{key}"]
+            assert st.cmd[0].startswith(f"visrepro train --variant {recipe['variant']}")
+            assert f"--out results/{key}/model" in st.cmd[0] and "--precision auto" in st.cmd[0]
+            assert f"--checkpoint results/{key}/model/model_final.pth" in st.cmd[1]
+            assert f"--out results/{key}/metrics.json" in st.cmd[2]
+            assert _upstream(graph, st) == {"toyvis"}
+            assert st in set(nx.descendants(graph, by_name["report"]))
+        assert _stale(scratch) == {f"retrain@{k}" for k in params["training"]} | {"report"}
+    finally:
+        (scratch / "params.yaml").write_text(old)
+
+
 def test_default_params_need_no_network_and_no_user_data(scratch: Path) -> None:
-    """Every input of the default pipeline is in git or made by a stage: nothing is downloaded,
-    nothing is read from datasets/ or checkpoints/, and no stage fetches."""
+    """Every input of the default pipeline is in git or made by a stage: the only fetches are of
+    the reference weights the repository ships (``file:`` URLs, sha256 recorded), nothing is read
+    from datasets/, and checkpoints/ is read only where a fetch stage wrote it."""
+    from benchmark.registry import get_variant_cfg
+    from benchmark.variant_cfg import SHIPPED_WEIGHTS
+
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    assert params["fetch"] == []
+    assert params["fetch"], "the default scores the shipped reference weights"
+    for variant in params["fetch"]:
+        cfg = get_variant_cfg(variant)
+        assert cfg.checkpoint_sha256 is not None, variant
+        assert [u.startswith("file:") for u in cfg.checkpoint_urls] == [True], variant
+        assert (SHIPPED_WEIGHTS / "toyvis" / f"{variant}.pth").is_file(), variant
     stages, graph = _index(scratch)
     made = {str(o.def_path) for s in stages if getattr(s, "cmd", None) for o in s.outs}
     for st in stages:
         if not getattr(st, "cmd", None):
             continue
         cmds = st.cmd if isinstance(st.cmd, list) else [st.cmd]
-        assert not any("visrepro fetch" in c for c in cmds), _name(st)
+        if any("visrepro fetch" in c for c in cmds):
+            assert _name(st).removeprefix("fetch@") in params["fetch"], _name(st)
         for dep in st.deps:
             path = str(dep.def_path)
             if path == "params.yaml":
@@ -187,7 +223,8 @@ def test_default_params_need_no_network_and_no_user_data(scratch: Path) -> None:
             inside_output = any(path == m or path.startswith(m + "/") for m in made)
             from_git = path.split("/")[0] in (*SOURCES, "results")
             assert inside_output or from_git, f"{_name(st)} reads {path}, which nothing in the pipeline makes"
-            assert not path.startswith(("datasets", "checkpoints")), (_name(st), path)
+            assert not path.startswith("datasets"), (_name(st), path)
+            assert not path.startswith("checkpoints") or inside_output, (_name(st), path)
         # in particular the user's datasets are no stage's upstream: a fresh clone runs without them
         assert "datasets.dvc" not in _upstream(graph, st), _name(st)
 
@@ -200,7 +237,10 @@ def _upstream(graph: Any, stage: Any) -> set[str]:
 
 
 def test_a_real_run_switched_on_by_params_fetches_and_reads_datasets(scratch: Path) -> None:
-    old = _edit(scratch, {"fetch": [REAL_RUN["variant"]], "runs.crossvis_r50_ytvis2019": REAL_RUN})
+    default_fetch = yaml.safe_load((REPO / "params.yaml").read_text())["fetch"]
+    old = _edit(
+        scratch, {"fetch": [*default_fetch, REAL_RUN["variant"]], "runs.crossvis_r50_ytvis2019": REAL_RUN}
+    )
     try:
         stages, graph = _index(scratch)
         by_name = {_name(s): s for s in stages}
@@ -244,9 +284,9 @@ def test_toyvis_lives_in_generated_not_in_the_users_datasets(
     assert get_dataset("ovis_valid", tmp_path / "data").ann_file.is_relative_to(tmp_path / "data")
 
 
-def test_ci_short_profile_only_shortens_the_trainings(tmp_path: Path) -> None:
-    """``.ci/short_params.py`` (CI's short pipeline) adds ``max-steps`` to every training and
-    changes nothing else; bad input is an exit 2 naming the file."""
+def test_ci_short_profile_switches_retraining_on_with_short_recipes(tmp_path: Path) -> None:
+    """``.ci/short_params.py`` (CI's retraining check) sets ``retrain:`` to the ``training:`` recipes
+    with ``max-steps`` and changes nothing else; bad input is an exit 2 naming the file."""
     params = tmp_path / "params.yaml"
     shutil.copy(REPO / "params.yaml", params)
     script = [sys.executable, str(REPO / ".ci" / "short_params.py")]
@@ -254,21 +294,29 @@ def test_ci_short_profile_only_shortens_the_trainings(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     before = yaml.safe_load((REPO / "params.yaml").read_text())
     after = yaml.safe_load(params.read_text())
-    assert set(after["train"]) == set(before["train"]) and before["train"]
-    for name, entry in after["train"].items():
-        assert entry["args"] == {**before["train"][name]["args"], "max-steps": 300}
-    assert {k: v for k, v in after.items() if k != "train"} == {
-        k: v for k, v in before.items() if k != "train"
+    assert before["retrain"] == {} and before["training"]
+    assert set(after["retrain"]) == set(before["training"])
+    for name, entry in after["retrain"].items():
+        assert entry["args"] == {**before["training"][name]["args"], "max-steps": 300}
+        assert {k: v for k, v in entry.items() if k != "args"} == {
+            k: v for k, v in before["training"][name].items() if k != "args"
+        }
+    assert {k: v for k, v in after.items() if k != "retrain"} == {
+        k: v for k, v in before.items() if k != "retrain"
     }
     shutil.copy(REPO / "params.yaml", params)
-    own = [*script, str(params), "--max-steps", "300", "--steps", "cico_tiny=800"]
+    own = [*script, str(params), "--max-steps", "300", "--steps", "cico_tiny_retrained=800"]
     proc = subprocess.run(own, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     after = yaml.safe_load(params.read_text())
-    assert {n: e["args"]["max-steps"] for n, e in after["train"].items()} == {
-        n: 800 if n == "cico_tiny" else 300 for n in before["train"]
+    assert {n: e["args"]["max-steps"] for n, e in after["retrain"].items()} == {
+        n: 800 if n == "cico_tiny_retrained" else 300 for n in before["training"]
     }
-    for bad in ("nosuch=5", "cico_tiny", "cico_tiny=0", "cico_tiny=x"):
+    shutil.copy(REPO / "params.yaml", params)
+    proc = subprocess.run([*script, str(params), "--max-steps", "0"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(params.read_text())["retrain"] == before["training"], "0: the full recipes"
+    for bad in ("nosuch=5", "cico_tiny_retrained", "cico_tiny_retrained=0", "cico_tiny_retrained=x"):
         shutil.copy(REPO / "params.yaml", params)
         proc = subprocess.run(
             [*script, str(params), "--max-steps", "3", "--steps", bad], capture_output=True, text=True
@@ -277,4 +325,4 @@ def test_ci_short_profile_only_shortens_the_trainings(tmp_path: Path) -> None:
         assert params.read_text() == (REPO / "params.yaml").read_text(), "nothing written on bad input"
     params.write_text("runs: {}\n")
     proc = subprocess.run([*script, str(params), "--max-steps", "300"], capture_output=True, text=True)
-    assert proc.returncode == 2 and str(params) in proc.stderr and "train" in proc.stderr
+    assert proc.returncode == 2 and str(params) in proc.stderr and "training" in proc.stderr

@@ -63,21 +63,32 @@ def test_accuracy_gate(tmp_path: Path, cli: Any) -> None:
 
 
 def test_accuracy_gate_across_platforms(tmp_path: Path, cli: Any) -> None:
-    """A baseline from another torch build / CPU: retrained models differ, so only a drop beyond
-    --cross-platform-tol fails, and the gate says it compared loosely."""
+    """A baseline from another torch build / CPU / code path: float sums differ, so only a drop
+    beyond --cross-platform-tol (0.3 points) fails, and the gate says it compared loosely."""
     gt = _gt_with_crossing(tmp_path)
     results = tmp_path / "results"
     good = _predict_eval(cli, gt, results, "run")
     other = dict(platform_fingerprint(), cpu="Some Other CPU", torch="0.0.1")
     base = tmp_path / "baseline.json"
-    slightly_better = {k: v + 0.02 if v >= 0 else v for k, v in good.items()}
+    slightly_better = {k: v + 0.002 if v >= 0 else v for k, v in good.items()}
     base.write_text(json.dumps({"platform": other, "accuracy": {"run": slightly_better}}))
     rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--no-speed")
     assert rc == 0, out
     assert "WARN platform: the baseline's is torch 0.0.1 on Some Other CPU" in out
-    assert "within -8.0 points" in out and "OK   run" in out
+    assert "within -0.3 points" in out and "OK   run" in out
+    # 0.4 points lower than the baseline: beyond the cross-platform bound
+    base.write_text(
+        json.dumps(
+            {"platform": other, "accuracy": {"run": {k: v + 0.004 if v >= 0 else v for k, v in good.items()}}}
+        )
+    )
+    rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--no-speed")
+    assert rc == 1 and "FAIL run: dropped: AP" in out
+    # the same CPU on another code path (ATEN_CPU_CAPABILITY) is another platform
+    assert dict(platform_fingerprint(), cpu_capability="AVX2") != platform_fingerprint()
+    base.write_text(json.dumps({"platform": other, "accuracy": {"run": slightly_better}}))
     rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--no-speed", "--ap-tol", "0.001",
-                     "--cross-platform-tol", "0.01")  # fmt: skip
+                     "--cross-platform-tol", "0.001")  # fmt: skip
     assert rc == 1 and "FAIL run: dropped: AP" in out
     # an older baseline without a recorded platform is compared loosely too, and says so
     base.write_text(json.dumps({"accuracy": {"run": slightly_better}}))
@@ -92,6 +103,34 @@ def test_accuracy_gate_across_platforms(tmp_path: Path, cli: Any) -> None:
     base.write_text(json.dumps({"platform": other, "accuracy": {"run": good}}))
     rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--no-speed")
     assert rc == 1 and "FAIL run: dropped" in out
+
+
+def test_training_is_checked_loosely_and_only_when_it_ran(tmp_path: Path, cli: Any) -> None:
+    """Baseline ``training`` runs (retrained models) may drop by --training-tol (8 points) on any
+    platform; absent (retraining off) they are reported as not checked; a real drop fails."""
+    gt = _gt_with_crossing(tmp_path)
+    results = tmp_path / "results"
+    good = _predict_eval(cli, gt, results, "retrained")
+    base = tmp_path / "baseline.json"
+    a_bit_better = {k: v + 0.05 if v >= 0 else v for k, v in good.items()}
+    payload = {"platform": platform_fingerprint(), "accuracy": {}, "training": {"retrained": a_bit_better}}
+    base.write_text(json.dumps(payload))
+    rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--no-speed")
+    assert rc == 0 and "OK   training retrained: AP" in out and "within -8.0 points" in out, out
+    rc, out, _ = cli(
+        "regress", "--baseline", base, "--results", results, "--no-speed", "--training-tol", "0.01"
+    )
+    assert rc == 1 and "FAIL training retrained: dropped" in out
+    rc, out, _ = cli("regress", "--baseline", base, "--results", tmp_path / "none", "--no-speed")
+    assert rc == 0 and "WARN training: not checked" in out and "retrain:" in out
+    # update sorts a run with a retrained model under training, the others under accuracy
+    (results / "retrained" / "model").mkdir()
+    (results / "retrained" / "model" / "train_summary.json").write_text("{}")
+    _predict_eval(cli, gt, results, "shipped")
+    rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--update")
+    assert rc == 0 and "1 run(s) of accuracy, 1 of training, 0 of speed" in out
+    written = json.loads(base.read_text())
+    assert set(written["accuracy"]) == {"shipped"} and set(written["training"]) == {"retrained"}
 
 
 @pytest.fixture
@@ -194,7 +233,7 @@ def test_update_then_gate_through_the_cli(toy_root: Path, tmp_path: Path, cli: A
     base = tmp_path / "baseline.json"
     rc, out, err = cli("regress", "--baseline", base, "--results", results, "--update")
     assert rc == 0, err
-    assert "1 run(s) of accuracy, 1 of speed" in out
+    assert "1 run(s) of accuracy, 0 of training, 1 of speed" in out
     written = json.loads(base.read_text())
     assert set(written["accuracy"]) == {"oracle"} and written["accuracy"]["oracle"]["AP"] == 1.0
     assert set(written["speed"]) == {"tiny"} and written["speed"]["tiny"]["variant"] == "test_tiny.toy"

@@ -111,3 +111,43 @@ def test_bad_run_groups(tmp_path: Path, cli: Any, text: str, message: str) -> No
     bad.write_text(text)
     rc, _, err = cli("report", "--runs", bad, "--results", tmp_path, "--out", tmp_path / "o")
     assert rc == 2 and message in err and str(bad) in err
+
+
+def test_reference_weights_and_retraining_section(tmp_path: Path) -> None:
+    """Each shipped small model gets a row: its record (how it was trained, the seed trials), the
+    AP of its run, and, when ``retrain:`` names that run, the retrained AP and the difference."""
+    import yaml
+
+    from benchmark.report.collect import collect_retraining
+    from benchmark.report.render import render_html, render_markdown
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    summary = {"step": 1200, "precision": "bf16", "precision_requested": "auto", "threads": 2,
+               "wall_s": 456.0, "cpu": "Some CPU"}  # fmt: skip
+    record = {"variant": "crossvis_tiny.toyvis", "sha256": "ab" * 32, "train_summary": summary,
+              "seed_trials": [{"seed": 1, "threads": 1, "AP": 38.4}]}  # fmt: skip
+    (weights / "crossvis_tiny.toyvis.json").write_text(json.dumps(record))
+    params = {"runs": {"cv": {"variant": "crossvis_tiny.toyvis", "dataset": "toyvis_valid"}}, "retrain": {}}
+    for key, ap in (("cv", 0.43), ("cv_re", 0.40)):
+        (tmp_path / "results" / key).mkdir(parents=True)
+        (tmp_path / "results" / key / "metrics.json").write_text(json.dumps(_metrics(ap)))
+    rows = collect_retraining(params, tmp_path / "results", weights)
+    assert len(rows) == 1 and rows[0].retrain is None and rows[0].reference_ap is not None
+    md = render_markdown([], [], {}, tmp_path, rows)
+    assert "| crossvis_tiny.toyvis | `abababababab` | 1200 steps, bf16 (auto), 2 thread(s), 7.6 min" in md
+    assert "38.4 (seed 1, 1 thr)" in md and "| off |" in md
+    params["retrain"] = {
+        "cv_re": {"variant": "crossvis_tiny.toyvis", "dataset": "toyvis_valid", "compare": "cv"}
+    }
+    (tmp_path / "results" / "cv_re" / "model").mkdir()
+    (tmp_path / "results" / "cv_re" / "model" / "train_summary.json").write_text(
+        json.dumps({**summary, "precision": "fp32", "wall_s": 600.0})
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert set(load_runs(tmp_path / "params.yaml")) == {"cv", "cv_re"}  # retrain runs are runs too
+    rows = collect_retraining(params, tmp_path / "results", weights)
+    assert rows[0].retrain == "cv_re" and rows[0].delta == pytest.approx(-3.0)
+    md = render_markdown([], [], {}, tmp_path, rows)
+    assert "| cv_re | 40.0 [38.0, 41.0] | -3.0 | 1200 steps, fp32 (auto), 2 thread(s), 10.0 min" in md
+    assert "cv_re" in render_html([], [], {}, rows)

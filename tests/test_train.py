@@ -30,10 +30,12 @@ def toy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _argv(toy: Path, out: Path, *extra: str) -> list[str]:
-    """The ``visrepro train`` options of a short run of the small CiCo at width 16."""
+    """The ``visrepro train`` options of a short run of the small CiCo at width 16 (fp32 unless
+    ``extra`` names a precision: the default, auto, would differ between CPUs)."""
+    precision = [] if "--precision" in extra else ["--precision", "fp32"]
     return [
         "--variant", TINY, "--dataset", str(toy / "annotations/train.json"), "--out", str(out),
-        "--no-progress", "--threads", "1", "--opt", "width=16", *extra,
+        "--no-progress", "--threads", "1", "--opt", "width=16", *precision, *extra,
     ]  # fmt: skip
 
 
@@ -143,15 +145,55 @@ def test_bf16_autocast_trains_with_fp32_weights(toy: Path, tmp_path: Path) -> No
 
     common = ("--max-steps", "2", "--batch-size", "2", "--save-every", "0")
     assert run(_args(toy, tmp_path / "bf16", *common, "--precision", "bf16")) == 0
-    assert run(_args(toy, tmp_path / "fp32", *common)) == 0
+    assert run(_args(toy, tmp_path / "fp32", *common, "--precision", "fp32")) == 0
     a, b = _final(tmp_path / "bf16"), _final(tmp_path / "fp32")
     assert all(v.dtype != torch.bfloat16 for v in a.values())
     assert any(not torch.equal(a[k], b[k]) for k in a if a[k].is_floating_point())
     summary = json.loads((tmp_path / "bf16" / "train_summary.json").read_text())
     assert summary["precision"] == "bf16" and all(math.isfinite(v) for v in summary["last_losses"].values())
+    assert summary["precision_requested"] == "bf16" and summary["threads"] >= 1 and summary["cpu"]
     with pytest.raises(SystemExit) as exc:
         _args(toy, tmp_path / "x", "--precision", "fp16")
     assert exc.value.code == 2
+
+
+def test_precision_auto_is_bf16_only_with_native_bf16(
+    toy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--precision auto`` (the default) trains in bf16 only where the CPU has native bf16, else
+    in fp32 (bf16 emulated on AVX2 is 4-8x slower); the summary records what was asked and what ran."""
+    import json
+    import subprocess
+    import sys
+
+    import benchmark.train as tr
+    from benchmark.errors import UsageError
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(tr, "native_bf16", lambda d: (False, "no AMX / AVX-512 BF16"))
+    assert tr.resolve_precision("auto", cpu) == ("fp32", "auto: no native bf16 (no AMX / AVX-512 BF16)")
+    assert tr.resolve_precision("bf16", cpu)[0] == "bf16"  # asked for: honoured (with a warning)
+    monkeypatch.setattr(tr, "native_bf16", lambda d: (True, "AMX"))
+    assert tr.resolve_precision("auto", cpu) == ("bf16", "auto: native bf16 (AMX)")
+    assert tr.resolve_precision("fp32", cpu)[0] == "fp32"
+    with pytest.raises(UsageError, match="fp16"):
+        tr.resolve_precision("fp16", cpu)
+    monkeypatch.undo()
+    # oneDNN held to AVX2 (what an AVX2-only CPU has): no native bf16, whatever this CPU is
+    code = "import torch; from benchmark.train import native_bf16; print(native_bf16(torch.device('cpu')))"
+    env = {**__import__("os").environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("(False,"), done.stdout
+    # auto is the default; a run records it and what it resolved to here
+    p = argparse.ArgumentParser()
+    configure(p)
+    assert p.parse_args(["--variant", TINY, "--out", "x"]).precision == "auto"
+    auto = ("--max-steps", "1", "--batch-size", "1", "--save-every", "0", "--precision", "auto")
+    assert run(_args(toy, tmp_path / "auto", *auto)) == 0
+    summary = json.loads((tmp_path / "auto" / "train_summary.json").read_text())
+    assert summary["precision_requested"] == "auto"
+    assert summary["precision"] == tr.resolve_precision("auto", cpu)[0]
+    assert summary["precision_reason"].startswith("auto: ")
 
 
 def test_prefetch_raises_a_loading_error_at_its_step() -> None:

@@ -5,7 +5,9 @@ Inputs, all plain files so the report can be rebuilt without re-running anything
 * the runs file (``params.yaml``'s ``runs:`` and ``reference_runs:`` mappings, passed explicitly
   with ``--runs``): ``{run key: {variant, dataset, ...}}``;
 * ``<results>/<run key>/metrics.json`` (``visrepro evaluate``) and ``speed.json`` (``visrepro speed``);
-* the variant registry (published numbers, with sources).
+* the variant registry (published numbers, with sources);
+* the small models' reference weights' records (``weights/toyvis/<variant>.json``) and, for the
+  runs of ``retrain:``, ``<results>/<key>/model/train_summary.json``.
 
 Every primary published row of every method variant becomes a row of the report, reproduced or
 not; a row that was not run says why instead of disappearing.
@@ -29,8 +31,10 @@ from benchmark.registry import get_variant_cfg, list_variants, status_of
 __all__ = [
     "REPORT_METRICS",
     "RUN_GROUPS",
+    "RetrainRow",
     "Row",
     "Verdict",
+    "collect_retraining",
     "collect_rows",
     "e2e_fps",
     "load_runs",
@@ -109,7 +113,7 @@ class Row:
 
 
 #: The mappings of a params file that hold runs (each a ``{run key: {variant, dataset, ...}}``).
-RUN_GROUPS = ("runs", "reference_runs")
+RUN_GROUPS = ("runs", "reference_runs", "retrain")
 
 
 def load_runs(path: str | Path) -> dict[str, dict[str, Any]]:
@@ -269,3 +273,78 @@ def collect_rows(
         row.kind = get_variant_cfg(name).kind
         others.append(row)
     return seed_rows, others
+
+
+@dataclass
+class RetrainRow:
+    """A small model's reference weights, and (when ``retrain:`` ran it) its retraining.
+
+    Attributes:
+        variant: Registry name.
+        run: The run scoring the reference weights (``runs:`` key), or ``None``.
+        reference_ap: AP of that run (percent) and its bootstrap interval.
+        record: The reference weights' record (``weights/toyvis/<variant>.json``): how they were
+            trained (steps, precision, threads, wall time, CPU) and the seed trials.
+        retrain: The ``retrain:`` key, or ``None`` when retraining is off.
+        retrained_ap: AP of the retrained model (percent) and its interval.
+        summary: The retraining's ``train_summary.json``.
+    """
+
+    variant: str
+    run: str | None
+    reference_ap: tuple[float, tuple[float, float] | None] | None
+    record: dict[str, Any]
+    retrain: str | None = None
+    retrained_ap: tuple[float, tuple[float, float] | None] | None = None
+    summary: dict[str, Any] | None = None
+
+    @property
+    def delta(self) -> float | None:
+        if self.reference_ap is None or self.retrained_ap is None:
+            return None
+        return self.retrained_ap[0] - self.reference_ap[0]
+
+    @property
+    def seed_aps(self) -> list[float]:
+        """AP (percent) of every recorded seed trial of the reference recipe."""
+        return [float(t["AP"]) for t in self.record.get("seed_trials", []) if "AP" in t]
+
+
+def _ap_of(results: Path, key: str) -> tuple[float, tuple[float, float] | None] | None:
+    metrics = _read_optional(results / key / "metrics.json")
+    if not metrics or "AP" not in metrics.get("stats", {}):
+        return None
+    b = metrics.get("bootstrap")
+    ci = (100.0 * b["p2_5"], 100.0 * b["p97_5"]) if b else None
+    return 100.0 * float(metrics["stats"]["AP"]), ci
+
+
+def collect_retraining(
+    params: Mapping[str, Any], results: str | Path, weights: str | Path | None = None
+) -> list[RetrainRow]:
+    """One row per small model whose reference weights the repository ships and a run scores, with
+    its retraining beside it when ``retrain:`` has an entry whose ``compare`` names that run."""
+    from benchmark.variant_cfg import SHIPPED_WEIGHTS
+
+    results = Path(results)
+    root = Path(weights) if weights is not None else SHIPPED_WEIGHTS / "toyvis"
+    runs = params.get("runs") or {}
+    retrain = params.get("retrain") or {}
+    rows: list[RetrainRow] = []
+    for key, run in runs.items():
+        record_path = root / f"{run.get('variant')}.json"
+        if not record_path.is_file():
+            continue
+        row = RetrainRow(
+            variant=str(run["variant"]),
+            run=key,
+            reference_ap=_ap_of(results, key),
+            record=read_json(record_path, what="reference weights record"),
+        )
+        for rkey, entry in retrain.items():
+            if isinstance(entry, Mapping) and entry.get("compare") == key:
+                row.retrain = rkey
+                row.retrained_ap = _ap_of(results, rkey)
+                row.summary = _read_optional(results / rkey / "model" / "train_summary.json")
+        rows.append(row)
+    return rows

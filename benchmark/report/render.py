@@ -12,10 +12,21 @@ import html
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from benchmark import __version__
 from benchmark._io import atomic_open
-from benchmark.report.collect import REPORT_METRICS, Row, collect_rows, e2e_fps, load_runs
+from benchmark.report.collect import (
+    REPORT_METRICS,
+    RetrainRow,
+    Row,
+    collect_retraining,
+    collect_rows,
+    e2e_fps,
+    load_runs,
+)
 from benchmark.report.plots import plot_all
 
 __all__ = ["configure", "render_html", "render_markdown", "run"]
@@ -74,9 +85,83 @@ _INTRO = (
 )
 
 
-def render_markdown(seed: Sequence[Row], others: Sequence[Row], plots: dict[str, Path], out_dir: Path) -> str:
+_RETRAIN_HEAD = ["model", "reference weights (sha256)", "trained with", "reference AP [95% CI]", "seed trials AP",
+                 "retrained", "retrained AP [95% CI]", "Δ", "retraining"]  # fmt: skip
+
+_RETRAIN_INTRO = (
+    "The small models are scored from reference weights the repository ships (trained once, "
+    "sha256-verified by the fetch stage). Retraining is off by default (`retrain: *training` in "
+    "params.yaml switches it on); a retrained model is compared with the reference weights' AP and "
+    "with the spread over the recorded seed trials of the same recipe: float sums, hence the "
+    "trained weights, differ between CPUs, thread counts and precisions."
+)
+
+
+def _ap_cell(ap: tuple[float, tuple[float, float] | None] | None) -> str:
+    if ap is None:
+        return "-"
+    return f"{ap[0]:.1f}" + (f" [{ap[1][0]:.1f}, {ap[1][1]:.1f}]" if ap[1] else "")
+
+
+def _training(s: dict[str, Any] | None) -> str:
+    if not s:
+        return "-"
+    prec = s.get("precision")
+    asked = s.get("precision_requested")
+    prec_text = f"{prec} ({asked})" if asked and asked != prec else str(prec)
+    threads = s.get("threads")
+    return (
+        f"{s.get('step')} steps, {prec_text}, {threads if threads else '?'} thread(s), "
+        f"{float(s.get('wall_s') or 0) / 60:.1f} min" + (f" on {s['cpu']}" if s.get("cpu") else "")
+    )
+
+
+def _retrain_cells(r: RetrainRow) -> list[str]:
+    seeds = ", ".join(
+        f"{t['AP']:.1f} (seed {t.get('seed')}, {t.get('threads')} thr)"
+        for t in r.record.get("seed_trials", [])
+    )
+    d = r.delta
+    sha = str(r.record.get("sha256", ""))[:12]
+    return [
+        r.variant, f"`{sha}`", _training(r.record.get("train_summary")), _ap_cell(r.reference_ap),
+        seeds or "-", r.retrain or "off", _ap_cell(r.retrained_ap), "-" if d is None else f"{d:+.1f}",
+        _training(r.summary) if r.retrain else "-",
+    ]  # fmt: skip
+
+
+def _md_retrain(rows: Sequence[RetrainRow]) -> str:
+    if not rows:
+        return "_none_\n"
+    lines = ["| " + " | ".join(_RETRAIN_HEAD) + " |", "|" + "---|" * len(_RETRAIN_HEAD)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _retrain_cells(r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _html_retrain(rows: Sequence[RetrainRow]) -> str:
+    if not rows:
+        return "<p><em>none</em></p>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in _RETRAIN_HEAD)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _retrain_cells(r)) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_markdown(
+    seed: Sequence[Row],
+    others: Sequence[Row],
+    plots: dict[str, Path],
+    out_dir: Path,
+    retraining: Sequence[RetrainRow] = (),
+) -> str:
     parts = [f"# visrepro report\n\n{_INTRO}\n", "## Published tables\n", _md_table(seed)]
     parts += ["\n## Other runs (ToyVIS models, oracle)\n", _md_table(others)]
+    parts += [
+        "\n## Small models: reference weights and retraining\n",
+        f"{_RETRAIN_INTRO}\n",
+        _md_retrain(retraining),
+    ]
     parts.append("\n## Figures\n")
     parts += [f"### {name}\n\n![{name}]({p.relative_to(out_dir).as_posix()})\n" for name, p in plots.items()]
     parts.append("\n## Sources of the published numbers\n")
@@ -108,7 +193,9 @@ def _html_table(rows: Sequence[Row]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def render_html(seed: Sequence[Row], others: Sequence[Row], plots: dict[str, Path]) -> str:
+def render_html(
+    seed: Sequence[Row], others: Sequence[Row], plots: dict[str, Path], retraining: Sequence[RetrainRow] = ()
+) -> str:
     figs = []
     for name, p in plots.items():
         data = base64.b64encode(p.read_bytes()).decode("ascii")
@@ -121,7 +208,8 @@ def render_html(seed: Sequence[Row], others: Sequence[Row], plots: dict[str, Pat
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>visrepro report</title><style>{_CSS}</style>"
         f"</head><body><h1>visrepro report</h1><p>{html.escape(_INTRO)}</p>"
         f"<h2>Published tables</h2>{_html_table(seed)}<h2>Other runs (ToyVIS models, oracle)</h2>"
-        f"{_html_table(others)}<h2>Figures</h2>{''.join(figs)}<h2>Sources of the published numbers</h2>"
+        f"{_html_table(others)}<h2>Small models: reference weights and retraining</h2>"
+        f"<p>{html.escape(_RETRAIN_INTRO)}</p>{_html_retrain(retraining)}<h2>Figures</h2>{''.join(figs)}<h2>Sources of the published numbers</h2>"
         f"<ul>{src}</ul><p><em>Generated by visrepro {__version__}.</em></p></body></html>\n"
     )
 
@@ -141,12 +229,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     runs = load_runs(args.runs)
     seed, others = collect_rows(runs, args.results, checkpoints=args.checkpoints, data_root=args.data_root)
+    params = yaml.safe_load(Path(args.runs).read_text()) or {}
+    retraining = collect_retraining(params, args.results)
     out = Path(args.out)
     plots = plot_all(seed, others, out / "plots")
     with atomic_open(out / "README.md") as fh:
-        fh.write(render_markdown(seed, others, plots, out))
+        fh.write(render_markdown(seed, others, plots, out, retraining))
     with atomic_open(out / "report.html") as fh:
-        fh.write(render_html(seed, others, plots))
+        fh.write(render_html(seed, others, plots, retraining))
     done = sum(r.reason is None for r in seed)
     log.info(
         "report: %d published rows (%d reproduced), %d other runs -> %s", len(seed), done, len(others), out

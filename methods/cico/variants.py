@@ -10,7 +10,7 @@ seed has none here (the HEAD README lists some more weight files, named in ``not
 
 from __future__ import annotations
 
-from benchmark.variant_cfg import InputSize, PublishedResult, VariantCfg
+from benchmark.variant_cfg import InputSize, PublishedResult, VariantCfg, shipped_weights_url
 
 __all__ = ["VARIANTS"]
 
@@ -145,6 +145,9 @@ SMALL_VARIANTS: tuple[VariantCfg, ...] = (
         input_size=InputSize(min_size=192, max_size=320, pad_divisor=64, pad_min=(192, 320)),
         clip_length=3,
         clip_overlap=1,
+        # the reference weights the repository ships (trained once: weights/toyvis/cico_yolact_tiny.toyvis.json)
+        checkpoint_urls=(shipped_weights_url("toyvis/cico_yolact_tiny.toyvis.pth"),),
+        checkpoint_file="cico_yolact_tiny.toyvis.pth",
         notes=(
             "Not an official variant: CiCo's head, losses and inference with a narrow ResNet-like "
             "backbone and 64-channel FPN/heads, trained from scratch on ToyVIS "

@@ -10,7 +10,7 @@ known GPU. A user's end-to-end re-measurement on an RTX 2080Ti is kept as well.
 
 from __future__ import annotations
 
-from benchmark.variant_cfg import FpsClaim, InputSize, PublishedResult, VariantCfg
+from benchmark.variant_cfg import FpsClaim, InputSize, PublishedResult, VariantCfg, shipped_weights_url
 
 __all__ = ["VARIANTS"]
 
@@ -139,6 +139,9 @@ SMALL_VARIANTS: tuple[VariantCfg, ...] = (
         input_size=InputSize(min_size=192, max_size=320, pad_divisor=32),
         clip_length=1,
         clip_overlap=0,
+        # the reference weights the repository ships (trained once: weights/toyvis/crossvis_tiny.toyvis.json)
+        checkpoint_urls=(shipped_weights_url("toyvis/crossvis_tiny.toyvis.pth"),),
+        checkpoint_file="crossvis_tiny.toyvis.pth",
         notes=(
             "Not an official variant: CrossVIS's FCOS/CondInst heads, losses, crossover and tracker "
             "with a narrow ResNet-like backbone and 64-channel FPN/heads, trained from scratch on ToyVIS.",
