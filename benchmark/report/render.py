@@ -67,12 +67,16 @@ def _cells(r: Row) -> list[str]:
     return cells
 
 
-def _md_table(rows: Sequence[Row]) -> str:
+def _md_grid(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     if not rows:
         return "_none_\n"
-    lines = ["| " + " | ".join(_HEAD) + " |", "|" + "---|" * len(_HEAD)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in rows]
     return "\n".join(lines) + "\n"
+
+
+def _md_table(rows: Sequence[Row]) -> str:
+    return _md_grid(_HEAD, [_cells(r) for r in rows])
 
 
 _INTRO = (
@@ -131,11 +135,7 @@ def _retrain_cells(r: RetrainRow) -> list[str]:
 
 
 def _md_retrain(rows: Sequence[RetrainRow]) -> str:
-    if not rows:
-        return "_none_\n"
-    lines = ["| " + " | ".join(_RETRAIN_HEAD) + " |", "|" + "---|" * len(_RETRAIN_HEAD)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _retrain_cells(r)) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return _md_grid(_RETRAIN_HEAD, [_retrain_cells(r) for r in rows])
 
 
 def _html_retrain(rows: Sequence[RetrainRow]) -> str:
