@@ -25,6 +25,10 @@ baseline's by more than ``--speed-limit`` (default 10%) in that file **and** in 
 three re-measurements made here (``benchmarks/bench_speed_gate.py``: five unchanged re-runs pass,
 a model made 20% slower fails).
 
+The speed baseline is per platform (the ratio moves between CPUs and code paths by more than the
+limit): ``speed`` is the baseline platform's, ``speed_other_platforms`` holds others recorded with
+``--update-speed``; on a platform with none, speed is reported as not compared.
+
 ``--update`` rewrites the baseline from every run under ``--results`` (``metrics.json``: accuracy,
 or training where ``model/train_summary.json`` is beside it; ``speed.json``: speed), so run it
 right after ``dvc repro`` on the default params.
@@ -264,6 +268,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--update", action="store_true", help="write every run under --results as the new baseline"
     )
+    parser.add_argument(
+        "--update-speed",
+        action="store_true",
+        help="record the speed of the runs under --results as this platform's (the rest stays)",
+    )
 
 
 def _current(
@@ -281,12 +290,48 @@ def _current(
     return acc, training, speed
 
 
+def _speed_entries(speed: Any, baseline: Path, where: str) -> dict[str, dict[str, Any]]:
+    speed = speed or {}
+    if not isinstance(speed, dict):
+        raise InputError("'speed' must map run -> {ratio, ...}", file=baseline, entry=where)
+    for key, entry in speed.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("ratio"), (int, float)):
+            raise InputError("a speed entry needs a numeric 'ratio'", file=baseline, entry=f"{where}.{key}")
+    return speed
+
+
+def _update_speed(args: argparse.Namespace) -> int:
+    """Record this platform's speed (``speed_other_platforms``; ``speed`` on the baseline's own)."""
+    base = read_json(args.baseline, what="baseline file")
+    if not isinstance(base, dict) or not isinstance(base.get("accuracy"), dict):
+        raise InputError("a baseline needs an 'accuracy' object {run: {stat: value}}", file=args.baseline)
+    speed = _current(args.results)[2]
+    if not speed:
+        raise InputError("no <run>/speed.json under it: run 'dvc repro' first", file=args.results)
+    here = platform_fingerprint()
+    if base.get("platform") == here:
+        base["speed"] = speed
+    else:
+        others = [e for e in base.get("speed_other_platforms") or [] if e.get("platform") != here]
+        base["speed_other_platforms"] = [*others, {"platform": here, "speed": speed}]
+    atomic_write_json(args.baseline, base, indent=1)
+    print(f"updated {args.baseline}: speed of {len(speed)} run(s) on {_describe(here)}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.update_speed:
+        return _update_speed(args)
     if args.update:
         acc, training, speed = _current(args.results)
         if not acc and not training:
             raise InputError("no <run>/metrics.json under it: run 'dvc repro' first", file=args.results)
         payload = {"platform": platform_fingerprint(), "accuracy": acc, "training": training, "speed": speed}
+        old = read_json(args.baseline, what="baseline file") if args.baseline.is_file() else {}
+        if isinstance(old, dict) and old.get("speed_other_platforms"):
+            payload["speed_other_platforms"] = [
+                e for e in old["speed_other_platforms"] if e.get("platform") != payload["platform"]
+            ]
         atomic_write_json(args.baseline, payload, indent=1)
         print(
             f"updated {args.baseline}: {len(acc)} run(s) of accuracy, {len(training)} of training, "
@@ -296,14 +341,7 @@ def run(args: argparse.Namespace) -> int:
     base = read_json(args.baseline, what="baseline file")
     if not isinstance(base, dict) or not isinstance(base.get("accuracy"), dict):
         raise InputError("a baseline needs an 'accuracy' object {run: {stat: value}}", file=args.baseline)
-    speed_base = base.get("speed") or {}
-    if not isinstance(speed_base, dict):
-        raise InputError("'speed' must map run -> {ratio, ...}", file=args.baseline, entry="speed")
-    for key, entry in speed_base.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("ratio"), (int, float)):
-            raise InputError(
-                "a speed entry needs a numeric 'ratio'", file=args.baseline, entry=f"speed.{key}"
-            )
+    speed_base = _speed_entries(base.get("speed"), args.baseline, "speed")
     here, recorded = platform_fingerprint(), base.get("platform")
     if recorded is not None and not isinstance(recorded, dict):
         raise InputError(
@@ -340,7 +378,23 @@ def run(args: argparse.Namespace) -> int:
     elif training:
         findings += check_accuracy(training, args.results, args.training_tol, what="training ")
     if not args.no_speed and speed_base:
-        findings += check_speed(speed_base, args.results, args.speed_limit)[0]
+        if recorded != here:
+            speed_base = {}
+            for entry in base.get("speed_other_platforms") or []:
+                if isinstance(entry, dict) and entry.get("platform") == here:
+                    speed_base = _speed_entries(entry.get("speed"), args.baseline, "speed_other_platforms")
+        if speed_base:
+            findings += check_speed(speed_base, args.results, args.speed_limit)[0]
+        else:
+            findings.append(
+                Finding(
+                    "warn",
+                    "speed",
+                    "not compared: the baseline has no speed of this platform (the calibrated ratio "
+                    "differs between CPUs and code paths by more than the limit); record it with "
+                    f"'visrepro regress --baseline {args.baseline} --results {args.results} --update-speed'",
+                )
+            )
     for f in findings:
         print(f)
     failed = [f for f in findings if f.level == "fail"]

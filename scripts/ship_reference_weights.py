@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", required=True, help="its entry of params.yaml's training:")
     p.add_argument("--params", type=Path, default=Path("params.yaml"))
     p.add_argument("--seed-trial", type=_trial, action="append", default=[], help="seed=S,threads=T,AP=x,...")
+    p.add_argument("--note", help="anything a reader of the record should know (e.g. a contended run time)")
     a = p.parse_args(argv)
     try:
         summary = json.loads((a.model / "train_summary.json").read_text())
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             "recipe": {a.recipe: recipe},
             "train_summary": summary,
             "seed_trials": a.seed_trial,
+            **({"note": a.note} if a.note else {}),
         }
         atomic_write_json(dest.with_suffix(".json"), record, indent=2)
     except (OSError, json.JSONDecodeError, InputError) as exc:

@@ -255,3 +255,27 @@ def test_bad_baseline(tmp_path: Path, cli: Any) -> None:
     bad.write_text(json.dumps({"accuracy": {}, "speed": {"tiny": {"model_ms": 1.0}}}))
     rc, _, err = cli("regress", "--baseline", bad)
     assert rc == 2 and "speed.tiny" in err and "numeric 'ratio'" in err
+
+
+def test_speed_baseline_is_per_platform(toy_root: Path, tmp_path: Path, cli: Any) -> None:
+    """Speed is compared only with a baseline of this platform: another platform's is reported as
+    not compared; --update-speed records this one beside it, and the gate then compares with it."""
+    results = tmp_path / "results"
+    _speed_stage(cli, results, "tiny")
+    other = dict(platform_fingerprint(), cpu="Some Other CPU")
+    base = tmp_path / "baseline.json"
+    base.write_text(json.dumps({"platform": other, "accuracy": {}, "speed": {"tiny": {"ratio": 1e-6}}}))
+    rc, out, _ = cli("regress", "--baseline", base, "--results", results)
+    assert rc == 0 and "WARN speed: not compared" in out and "--update-speed" in out, out
+    rc, out, err = cli("regress", "--baseline", base, "--results", results, "--update-speed")
+    assert rc == 0, err
+    written = json.loads(base.read_text())
+    assert written["speed"] == {"tiny": {"ratio": 1e-6}}, "the baseline platform's speed stays"
+    assert [e["platform"] for e in written["speed_other_platforms"]] == [platform_fingerprint()]
+    rc, out, _ = cli("regress", "--baseline", base, "--results", results, "--speed-limit", "10")
+    assert rc == 0 and "OK   speed tiny" in out, out
+    # this platform's entry with a ratio 20x lower: the model is "slower" than recorded, and fails
+    written["speed_other_platforms"][0]["speed"]["tiny"]["ratio"] /= 20
+    base.write_text(json.dumps(written))
+    rc, out, _ = cli("regress", "--baseline", base, "--results", results)
+    assert rc == 1 and "FAIL speed tiny" in out
