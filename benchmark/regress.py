@@ -39,6 +39,9 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
+import subprocess
+import sys
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,34 +171,31 @@ def _ratio(speed: Mapping[str, Any]) -> dict[str, float]:
     return {"model_ms": model, "calibration_ms": calib, "ratio": model / calib}
 
 
+#: The command that re-measures a run: ``visrepro speed`` in a fresh interpreter (as the pipeline's
+#: speed stage does; measurements repeated in one process drift: the 2nd to 5th of five ran
+#: 1.2-1.3x slower than the 1st, relative to the calibration, ``benchmarks/bench_speed_gate.py``).
+SPEED_COMMAND: tuple[str, ...] = (sys.executable, "-m", "benchmark", "speed")
+
+
 def _measure(speed: Mapping[str, Any]) -> dict[str, float]:
-    """Repeat the measurement of a ``speed.json`` in this process (same variant, weights, input)."""
-    import torch
-
-    from benchmark.predict import open_input, parse_adapter_args
-    from benchmark.registry import create_adapter
-    from benchmark.speed import measure_fps
-
-    adapter = create_adapter(
-        str(speed["variant"]), **parse_adapter_args(list(speed.get("adapter_args") or []))
-    )
-    if speed.get("checkpoint"):
-        adapter.load_official_checkpoint(speed["checkpoint"])
-    ds, jobs, _ = open_input(
-        dataset=str(speed["dataset"]), video=None, video_id=1, frames_root=None, data_root=None,
-        needs_frames=adapter.needs_frames,
-    )  # fmt: skip
-    adapter.set_dataset(ds)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(int(speed.get("threads") or 1))
-    try:
-        res = measure_fps(
-            adapter, jobs, protocol="model", warmup=int(speed.get("warmup_frames", 20)),
-            frames=int(speed.get("frames", 150)), dataset=str(speed["dataset"]), calibrate=True,
-        )  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
-    return _ratio(res.to_dict())
+    """Repeat the measurement of a ``speed.json`` in a fresh process (same variant, weights, input,
+    threads, warm-up and frames)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "speed.json"
+        cmd = [
+            *SPEED_COMMAND, "--variant", str(speed["variant"]), "--dataset", str(speed["dataset"]),
+            "--protocol", "model", "--threads", str(int(speed.get("threads") or 1)),
+            "--warmup", str(int(speed.get("warmup_frames", 20))), "--frames", str(int(speed.get("frames", 150))),
+            "--out", str(out),
+        ]  # fmt: skip
+        if speed.get("checkpoint"):
+            cmd += ["--checkpoint", str(speed["checkpoint"])]
+        for item in speed.get("adapter_args") or []:
+            cmd += ["--adapter-arg", str(item)]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise InputError(f"re-measuring failed ({' '.join(cmd)}):\n{done.stderr[-2000:]}")
+        return _ratio(read_json(out, what="speed file"))
 
 
 def check_speed(

@@ -24,9 +24,11 @@ FLOPs are counted by ``torch.utils.flop_counter.FlopCounterMode`` on one forward
 published FPS figures of the variant are copied into the result with their (often unknown) GPU,
 since an FPS is only comparable on the same class of device.
 
-A calibration workload (:func:`calibration_ms`: a fixed small CNN on the same thread setting) is
-timed before and after the measurement, so a slow-down can be told apart from a busy machine:
-``latency_ms_median / calibration_ms`` is what ``visrepro regress`` compares with its baseline.
+A calibration workload (:class:`Calibration`: a fixed small CNN on the same thread setting) is
+timed interleaved with the measurement: one forward of it after every measured clip, outside the
+clip's timed span, so that both see the same machine at the same moments and a drift of the shared
+machine's speed cancels in ``latency_ms_median / calibration_ms``, the ratio ``visrepro regress``
+compares with its baseline (``benchmarks/bench_speed_gate.py`` measures its spread).
 """
 
 from __future__ import annotations
@@ -52,7 +54,16 @@ from benchmark.adapter import STAGES, MethodAdapter
 from benchmark.errors import UsageError
 from benchmark.predict import VideoJob
 
-__all__ = ["PROTOCOL_STAGES", "FpsResult", "calibration_ms", "configure", "cpu_name", "measure_fps", "run"]
+__all__ = [
+    "PROTOCOL_STAGES",
+    "Calibration",
+    "FpsResult",
+    "calibration_ms",
+    "configure",
+    "cpu_name",
+    "measure_fps",
+    "run",
+]
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +100,8 @@ class FpsResult:
         timestamp: UTC time of the measurement.
         checkpoint: The weights file as given (``None``: built-in or random weights).
         adapter_args: The builder options (``--adapter-arg``), as ``KEY=VALUE`` strings.
-        calibration_ms: Median ms of :func:`calibration_ms` (mean of before and after the
-            measurement; ``None`` when not measured); the speed gate's denominator.
+        calibration_ms: Median ms of the :class:`Calibration` forwards interleaved with the
+            measured clips (``None`` when not measured); the speed gate's denominator.
     """
 
     variant: str
@@ -172,27 +183,48 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def calibration_ms(reps: int = 15) -> float:
-    """Median ms of a fixed convolutional workload on the current torch thread setting."""
-    from torch import nn
+class Calibration:
+    """A fixed convolutional workload on the current torch thread setting (3 warm-up forwards)."""
 
-    gen = torch.Generator().manual_seed(0)
-    net = nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 16, 1),
-    )  # fmt: skip
-    for p in net.parameters():
-        p.data = torch.randn(p.shape, generator=gen) * 0.05
-    x = torch.randn(1, 3, 96, 160, generator=gen)
-    times = []
-    with torch.inference_mode():
-        for i in range(reps + 3):
+    def __init__(self) -> None:
+        from torch import nn
+
+        gen = torch.Generator().manual_seed(0)
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(),
+            nn.MaxPool2d(2), nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 16, 1),
+        )  # fmt: skip
+        for p in self.net.parameters():
+            p.data = torch.randn(p.shape, generator=gen) * 0.05
+        self.x = torch.randn(1, 3, 96, 160, generator=gen)
+        self.samples: list[float] = []
+        for _ in range(3):
+            self.once(keep=False)
+
+    def once(self, keep: bool = True) -> float:
+        """Time one forward (seconds); kept for :meth:`median_ms` unless ``keep`` is false."""
+        with torch.inference_mode():
             t0 = time.perf_counter()
-            net(x)
-            if i >= 3:
-                times.append(time.perf_counter() - t0)
-    times.sort()
-    return 1e3 * times[len(times) // 2]
+            self.net(self.x)
+            dt = time.perf_counter() - t0
+        if keep:
+            self.samples.append(dt)
+        return dt
+
+    def median_ms(self) -> float:
+        return 1e3 * float(np.median(self.samples))
+
+
+#: Calibration forwards at the least in a measurement (a short one has few clips).
+MIN_CALIBRATION = 15
+
+
+def calibration_ms(reps: int = 15) -> float:
+    """Median ms of ``reps`` forwards of the :class:`Calibration` workload."""
+    cal = Calibration()
+    for _ in range(reps):
+        cal.once()
+    return cal.median_ms()
 
 
 def _input_shape(inputs: Any) -> list[int] | None:
@@ -241,7 +273,8 @@ def measure_fps(
 ) -> FpsResult:
     """Run ``adapter`` over ``jobs`` (in order, stopping after ``warmup + frames`` frames) and time it.
 
-    With ``calibrate``, :func:`calibration_ms` is timed before and after (their mean is recorded).
+    With ``calibrate``, one :class:`Calibration` forward is timed after every measured clip (and
+    ``MIN_CALIBRATION`` at least in all); their median is recorded.
     ``checkpoint`` and ``adapter_args`` are recorded as given (so the measurement can be repeated).
 
     Raises:
@@ -251,7 +284,7 @@ def measure_fps(
         raise UsageError(f"unknown protocol {protocol!r}; one of {', '.join(PROTOCOL_STAGES)}")
     clock = _Clock(adapter.device)
     cuda = adapter.device.type == "cuda"
-    calib = calibration_ms() if calibrate else None
+    cal = Calibration() if calibrate else None
     records: list[tuple[int, dict[str, float]]] = []
     seen, videos = 0, 0
     for job in jobs:
@@ -262,6 +295,8 @@ def measure_fps(
             n = len(clip.emit)
             if seen >= warmup:
                 records.append((n, dict(clock.current)))
+                if cal is not None:
+                    cal.once()
             seen += n
             clock.current = {}
             if seen == warmup and cuda:
@@ -270,8 +305,11 @@ def measure_fps(
                 break
     if not records:
         raise UsageError(f"no frames measured: the input has {seen} frame(s), --warmup is {warmup}")
-    if calib is not None:
-        calib = (calib + calibration_ms()) / 2  # before and after: load drift hits both
+    calib = None
+    if cal is not None:
+        while len(cal.samples) < MIN_CALIBRATION:
+            cal.once()
+        calib = cal.median_ms()
     stages = PROTOCOL_STAGES[protocol]
     n_frames = sum(n for n, _ in records)
     per_frame = np.array([sum(r.get(s, 0.0) for s in stages) / n for n, r in records for _ in range(n)]) * 1e3

@@ -3,12 +3,12 @@
     python benchmarks/bench_speed_gate.py [--results results] [--baseline results/baseline.json]
         [--runs crossvis_tiny_toyvis cico_tiny_toyvis] [--reruns 5] [--slowdown 0.2]
 
-For each run, one "re-run" is what CI does: a fresh measurement as the pipeline's speed stage makes
-it (the same variant, weights, input, threads, warm-up and frames as ``results/<run>/speed.json``),
-then ``visrepro regress``'s speed check against the baseline (with its re-measurements when over
-the limit). The slowed model is the same adapter whose forward pass busy-waits for ``slowdown``
-times its own duration after each call (CPU work, not a sleep: the core stays busy as with a
-slower kernel). Prints every ratio and verdict, and exits 1 unless all unchanged re-runs pass and
+For each run, one "re-run" is what CI does: a fresh ``visrepro speed`` process, as the pipeline's
+speed stage runs it (the same variant, weights, input, threads, warm-up and frames as
+``results/<run>/speed.json``), then ``visrepro regress``'s speed check against the baseline (with
+its re-measurements, each a fresh process too, when over the limit). The slowed model is the same
+adapter whose forward pass busy-waits for ``slowdown`` times its own duration after each call (CPU
+work, not a sleep: the core stays busy as with a slower kernel). Prints every ratio and verdict, and exits 1 unless all unchanged re-runs pass and
 every slowed run fails.
 """
 
@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from benchmark import registry
+from benchmark import registry, regress
 from benchmark.regress import _measure, check_speed
 
 
@@ -49,7 +49,7 @@ def slowed(factor: float) -> Iterator[None]:
             _busy(factor * (time.perf_counter() - t0))
             return out
 
-        adapter.forward = slow_forward
+        adapter.forward = slow_forward  # type: ignore[method-assign]
         return adapter
 
     registry.create_adapter = create_slow
@@ -57,6 +57,17 @@ def slowed(factor: float) -> Iterator[None]:
         yield
     finally:
         registry.create_adapter = create
+
+
+@contextmanager
+def slowed_processes(factor: float) -> Iterator[None]:
+    """``visrepro speed`` processes started meanwhile (by :func:`_measure`) run a slowed model."""
+    old = regress.SPEED_COMMAND
+    regress.SPEED_COMMAND = (sys.executable, __file__, "--as-slowed-speed", str(factor), "--")
+    try:
+        yield
+    finally:
+        regress.SPEED_COMMAND = old
 
 
 def rerun(speed: dict[str, Any], base: dict[str, Any], run: str, limit: float) -> tuple[float, float, str]:
@@ -72,6 +83,12 @@ def rerun(speed: dict[str, Any], base: dict[str, Any], run: str, limit: float) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--as-slowed-speed"]:  # a slowed `visrepro speed` (see slowed_processes)
+        from benchmark.cli import main as cli_main
+
+        with slowed(float(argv[1])):
+            return cli_main(["speed", *argv[3:]])
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--results", type=Path, default=Path("results"))
     p.add_argument("--baseline", type=Path, default=Path("results/baseline.json"))
@@ -89,8 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(a.reruns):
             first, gated, level = rerun(speed, base, run, a.limit)
             ok &= level == "ok"
-            print(f"  unchanged re-run {i + 1}: ratio {first:.3f} ({first / base['ratio']:.3f}x), gate {level}")
-        with slowed(a.slowdown):
+            print(
+                f"  unchanged re-run {i + 1}: ratio {first:.3f} ({first / base['ratio']:.3f}x), gate {level}"
+            )
+        with slowed_processes(a.slowdown):
             first, gated, level = rerun(speed, base, run, a.limit)
         ok &= level == "fail"
         print(

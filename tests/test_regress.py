@@ -159,6 +159,9 @@ def _speed_stage(cli: Any, results: Path, run: str) -> dict[str, Any]:
 def test_speed_gate_reads_the_pipeline_and_catches_a_slowed_model(
     toy_root: Path, tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import sys
+
+    import benchmark.regress as regress
     from methods import _testing
 
     results = tmp_path / "results"
@@ -183,6 +186,13 @@ def test_speed_gate_reads_the_pipeline_and_catches_a_slowed_model(
         return out
 
     monkeypatch.setattr(_testing.TinyNet, "forward", slowed)
+    # the gate re-measures in a fresh process: the same slow-down there
+    slow_speed = (
+        "import sys; from methods import _testing as t; f = t.TinyNet.forward; "
+        "t.TinyNet.forward = lambda s, x: [f(s, x) for _ in range(60)][-1]; "
+        "from benchmark.cli import main; sys.exit(main(['speed', *sys.argv[1:]]))"
+    )
+    monkeypatch.setattr(regress, "SPEED_COMMAND", (sys.executable, "-c", slow_speed))
     _speed_stage(cli, results, "tiny")
     findings, m = check_speed(baseline, results, limit=0.4)
     assert findings[0].level == "fail", findings[0].message
