@@ -314,13 +314,20 @@ class MethodAdapter(abc.ABC):
     def load_official_checkpoint(self, path: str | Path, *, strict: bool = True) -> LoadReport:
         """Read (sha256-verified when the variant knows it), convert and load an official checkpoint.
 
+        The variant's recorded sha256 is that of its published file, so it is checked where ``path``
+        is that file (named ``<variant>.pth``, as the fetch stage writes it, or the published file
+        name); other weights of the same architecture (a model trained by ``visrepro train``) load
+        unchecked, their digest in the load report.
+
         Raises:
             InputError: unreadable file, digest mismatch, class-count mismatch, or (``strict``)
                 any missing / unexpected / mis-shaped key.
         """
         if self.model is None:
             raise InputError(f"variant {self.cfg.name} has no network: it takes no checkpoint", file=path)
-        state, digest = read_checkpoint(path, expected_sha256=self.cfg.checkpoint_sha256)
+        published = {f"{self.cfg.name}.pth", self.cfg.checkpoint_file}
+        expected = self.cfg.checkpoint_sha256 if Path(path).name in published else None
+        state, digest = read_checkpoint(path, expected_sha256=expected)
         converted = self.convert_state_dict(state)
         # the same hook on our own state dict says how many classes the model was built with
         n = self.checkpoint_num_classes(converted.state)

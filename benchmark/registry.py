@@ -216,7 +216,9 @@ def get_variant_cfg(name: str) -> VariantCfg:
     if cfg.checkpoint_sha256 is None:
         rec = _lock().get(name)
         if rec and rec.get("sha256"):
-            cfg = dataclasses.replace(cfg, checkpoint_sha256=str(rec["sha256"]))
+            # the digest is of the file recorded with it: its name is the variant's published file
+            file = cfg.checkpoint_file or (str(rec["file"]) if rec.get("file") else None)
+            cfg = dataclasses.replace(cfg, checkpoint_sha256=str(rec["sha256"]), checkpoint_file=file)
     return cfg
 
 

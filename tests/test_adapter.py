@@ -243,3 +243,23 @@ def test_checkpoints_cli_verify_records_then_checks(
     torch.save(_official_state(), ck)
     rc, out, _ = cli("checkpoints", "inspect", "--variant", "test_tiny.toy", "--checkpoint", ck)
     assert rc == 0 and "dropped    reid_classifier.weight" in out
+
+
+def test_recorded_sha256_is_checked_on_the_published_file_only(tmp_path: Path) -> None:
+    """A variant's recorded digest is its published file's: a file of that name with other bytes
+    is refused; other weights of the architecture (a retrained model) load, digest reported."""
+    from benchmark.train import FINAL_MODEL
+
+    cfg = create_adapter("crossvis_tiny.toyvis").cfg
+    assert cfg.checkpoint_sha256 is not None and cfg.checkpoint_file == "crossvis_tiny.toyvis.pth"
+    model = create_adapter("crossvis_tiny.toyvis").model
+    assert model is not None
+    for name in ("crossvis_tiny.toyvis.pth", FINAL_MODEL):
+        ck = tmp_path / name
+        torch.save({"model": model.state_dict()}, ck)
+        if name == FINAL_MODEL:
+            report = create_adapter("crossvis_tiny.toyvis").load_official_checkpoint(ck)
+            assert report.complete and report.sha256 != cfg.checkpoint_sha256
+        else:
+            with pytest.raises(InputError, match="sha256 mismatch"):
+                create_adapter("crossvis_tiny.toyvis").load_official_checkpoint(ck)
