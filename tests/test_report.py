@@ -126,7 +126,7 @@ def test_reference_weights_and_retraining_section(tmp_path: Path) -> None:
     summary = {"step": 1200, "precision": "bf16", "precision_requested": "auto", "threads": 2,
                "wall_s": 456.0, "cpu": "Some CPU"}  # fmt: skip
     record = {"variant": "crossvis_tiny.toyvis", "sha256": "ab" * 32, "train_summary": summary,
-              "seed_trials": [{"seed": 1, "threads": 1, "AP": 38.4}]}  # fmt: skip
+              "seed_trials": [{"seed": 1, "threads": 1, "AP": 38.4}], "note": "a contended run"}  # fmt: skip
     (weights / "crossvis_tiny.toyvis.json").write_text(json.dumps(record))
     params = {"runs": {"cv": {"variant": "crossvis_tiny.toyvis", "dataset": "toyvis_valid"}}, "retrain": {}}
     for key, ap in (("cv", 0.43), ("cv_re", 0.40)):
@@ -136,7 +136,7 @@ def test_reference_weights_and_retraining_section(tmp_path: Path) -> None:
     assert len(rows) == 1 and rows[0].retrain is None and rows[0].reference_ap is not None
     md = render_markdown([], [], {}, tmp_path, rows)
     assert "| crossvis_tiny.toyvis | `abababababab` | 1200 steps, bf16 (auto), 2 thread(s), 7.6 min" in md
-    assert "38.4 (seed 1, 1 thr)" in md and "| off |" in md
+    assert "38.4 (seed 1, 1 thr, ?)" in md and "| off |" in md
     params["retrain"] = {
         "cv_re": {"variant": "crossvis_tiny.toyvis", "dataset": "toyvis_valid", "compare": "cv"}
     }
@@ -150,4 +150,5 @@ def test_reference_weights_and_retraining_section(tmp_path: Path) -> None:
     assert rows[0].retrain == "cv_re" and rows[0].delta == pytest.approx(-3.0)
     md = render_markdown([], [], {}, tmp_path, rows)
     assert "| cv_re | 40.0 [38.0, 41.0] | -3.0 | 1200 steps, fp32 (auto), 2 thread(s), 10.0 min" in md
-    assert "cv_re" in render_html([], [], {}, rows)
+    assert "Notes:\n- crossvis_tiny.toyvis: a contended run" in md
+    assert "cv_re" in render_html([], [], {}, rows) and "a contended run" in render_html([], [], {}, rows)

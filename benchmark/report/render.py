@@ -122,7 +122,7 @@ def _training(s: dict[str, Any] | None) -> str:
 
 def _retrain_cells(r: RetrainRow) -> list[str]:
     seeds = ", ".join(
-        f"{t['AP']:.1f} (seed {t.get('seed')}, {t.get('threads')} thr)"
+        f"{t['AP']:.1f} (seed {t.get('seed')}, {t.get('threads')} thr, {t.get('precision', '?')})"
         for t in r.record.get("seed_trials", [])
     )
     d = r.delta
@@ -134,8 +134,15 @@ def _retrain_cells(r: RetrainRow) -> list[str]:
     ]  # fmt: skip
 
 
+def _notes(rows: Sequence[RetrainRow]) -> list[str]:
+    return [f"{r.variant}: {r.record['note']}" for r in rows if r.record.get("note")]
+
+
 def _md_retrain(rows: Sequence[RetrainRow]) -> str:
-    return _md_grid(_RETRAIN_HEAD, [_retrain_cells(r) for r in rows])
+    notes = "".join(f"\n- {n}" for n in _notes(rows))
+    return _md_grid(_RETRAIN_HEAD, [_retrain_cells(r) for r in rows]) + (
+        f"\nNotes:{notes}\n" if notes else ""
+    )
 
 
 def _html_retrain(rows: Sequence[RetrainRow]) -> str:
@@ -145,7 +152,10 @@ def _html_retrain(rows: Sequence[RetrainRow]) -> str:
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _retrain_cells(r)) + "</tr>" for r in rows
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in _notes(rows))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>" + (
+        f"<p>Notes:</p><ul>{notes}</ul>" if notes else ""
+    )
 
 
 def render_markdown(
