@@ -10,11 +10,15 @@ each with a private copy. Everything must agree; the first keeps far fewer masks
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from methods.cico.detect import Detections
 from methods.cico.masks import instance_masks
 from methods.cico.track import TrackConfig, TrackOutput, TrackTF
+
+# two code paths (shared vs private mask copies) compared at atol 0 / 1e-6
+pytestmark = pytest.mark.numeric
 
 T, H, W, D = 3, 24, 40, 8
 

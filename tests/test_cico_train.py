@@ -139,6 +139,7 @@ def test_center_bce_takes_any_target_and_keeps_pytorch_s_finite_gradient() -> No
     assert torch.equal(grads[0], grads[1])
 
 
+@pytest.mark.numeric  # two code paths compared at a tight bound
 def test_windowed_yolact_mask_bce_equals_the_full_map_bce() -> None:
     """The mask loss scores only the union of each GT object's crop windows; outside them the
     official full-map BCE is 100 per GT pixel (the mask is exactly 0 there) with no gradient.
@@ -414,6 +415,7 @@ def test_losses_decrease_on_a_fixed_toyvis_batch(toy: Path) -> None:
     assert np.mean(totals[-5:]) < 0.7 * np.mean(totals[:3]), totals
 
 
+@pytest.mark.numeric  # two code paths compared at a tight bound
 def test_channels_last_option_gives_the_same_losses_and_a_contiguous_export(toy: Path) -> None:
     """``channels_last`` (the small variant's default) stores the 2-D conv weights and the frames
     in NHWC order: the same losses up to float summation order, the same gradients, and the
@@ -560,6 +562,7 @@ def test_small_variant_checkpoint_of_the_other_classifier_names_the_option(tmp_p
         build(cfg, focal=trained).load_official_checkpoint(path)
 
 
+@pytest.mark.numeric  # two code paths compared at a tight bound
 def test_small_variant_head_min_level() -> None:
     """``head_min_level=4`` runs the prediction head on P4..P7 (anchors of those levels only) while
     the ProtoNet keeps P3..P5, so the prototypes stay at stride 4; the builder takes the option too."""

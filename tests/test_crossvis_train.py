@@ -123,6 +123,7 @@ def _train_a_few_steps(toy: Path) -> None:
     assert keys[-2:] == ["cls.weight", "cls.bias"] and "controller.weight" in keys
 
 
+@pytest.mark.numeric  # DDP vs one process with micro-batches at rtol 1e-4
 def test_ddp_two_gloo_processes_equal_one_process_with_two_micro_batches(toy: Path, tmp_path: Path) -> None:
     assert_ddp_equals_micro_batches(TINY, toy / "annotations/train.json", tmp_path, width=32)
 

@@ -507,7 +507,10 @@ def test_manifest_skips_present_files(server: Server, tmp_path: Path) -> None:
             {"name": "typo", "url": "http://x.org/a", "dest": "a", "sha": DIGEST},
             "entries[0] (typo): unknown key(s) 'sha'",
         ),
-        ({"name": "ftp", "url": "ftp://x.org/a", "dest": "a"}, "entries[0] (ftp): not an http(s) or file URL"),
+        (
+            {"name": "ftp", "url": "ftp://x.org/a", "dest": "a"},
+            "entries[0] (ftp): not an http(s) or file URL",
+        ),
         (
             {"name": "dir", "url": "http://x.org/a", "dest": "ckpt/"},
             "entries[0] (dir): dest must name a file",

@@ -140,6 +140,7 @@ def detect(raw: dict[str, torch.Tensor], cfg: DetectConfig, keep_debug: bool = F
     biou, biou_cir = biou[:, keep][:, :, keep], biou_cir[keep][:, keep]
     if keep_debug:
         debug["f12_anchor"] = idx_out[sel].clone()
+        debug["f12_key"] = (cent * best)[sel]  # the sort key of this order (for tie-aware tests)
 
     # clip masks, Filter 3 (blank masks, low box coverage)
     crop_factor = 1.5 if cfg.mask_type == "condinst" else 1.1
@@ -152,6 +153,7 @@ def detect(raw: dict[str, torch.Tensor], cfg: DetectConfig, keep_debug: bool = F
     biou, biou_cir = biou[:, keep3][:, :, keep3], biou_cir[keep3][:, keep3]
     if keep_debug:
         debug["f3_anchor"] = idx_out[sel].clone()
+        debug["f3_key"] = (cent * best)[sel]
     n = int(sel.numel())
     if n == 0:
         out = _empty(t_frames, h, w, d, dev)
