@@ -35,7 +35,9 @@ def _trial(text: str) -> dict[str, Any]:
     for item in text.split(","):
         k, sep, v = item.partition("=")
         if not sep:
-            raise argparse.ArgumentTypeError(f"--seed-trial {text!r}: expected KEY=VALUE,... (seed=1,AP=38.4)")
+            raise argparse.ArgumentTypeError(
+                f"--seed-trial {text!r}: expected KEY=VALUE,... (seed=1,AP=38.4)"
+            )
         try:
             out[k] = json.loads(v)
         except json.JSONDecodeError:
