@@ -326,8 +326,8 @@ class MethodAdapter(abc.ABC):
         if self.model is None:
             raise InputError(f"variant {self.cfg.name} has no network: it takes no checkpoint", file=path)
         published = {f"{self.cfg.name}.pth", self.cfg.checkpoint_file}
-        expected = self.cfg.checkpoint_sha256 if Path(path).name in published else None
-        state, digest = read_checkpoint(path, expected_sha256=expected)
+        known = self.cfg.checkpoint_sha256 if Path(path).name in published else None
+        state, digest = read_checkpoint(path, expected_sha256=known)
         converted = self.convert_state_dict(state)
         # the same hook on our own state dict says how many classes the model was built with
         n = self.checkpoint_num_classes(converted.state)
