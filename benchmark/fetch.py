@@ -65,7 +65,6 @@ __all__ = [
     "download",
     "fetch_checkpoint",
     "fetch_manifest",
-    "file_url",
     "load_manifest",
     "make_session",
     "parse_manifest",
@@ -218,11 +217,6 @@ def _check_url(url: str) -> None:
         return
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
         raise InputError(f"not an http(s) or file URL: {url!r}")
-
-
-def file_url(path: str | Path) -> str:
-    """The ``file:`` URL of a local file (how the registry names weights the repository ships)."""
-    return Path(path).resolve().as_uri()
 
 
 def _copy_local(url: str, part: Path) -> tuple[int, str]:

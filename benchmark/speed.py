@@ -58,7 +58,6 @@ __all__ = [
     "PROTOCOL_STAGES",
     "Calibration",
     "FpsResult",
-    "calibration_ms",
     "configure",
     "cpu_name",
     "measure_fps",
@@ -217,14 +216,6 @@ class Calibration:
 
 #: Calibration forwards at the least in a measurement (a short one has few clips).
 MIN_CALIBRATION = 15
-
-
-def calibration_ms(reps: int = 15) -> float:
-    """Median ms of ``reps`` forwards of the :class:`Calibration` workload."""
-    cal = Calibration()
-    for _ in range(reps):
-        cal.once()
-    return cal.median_ms()
 
 
 def _input_shape(inputs: Any) -> list[int] | None:

@@ -696,11 +696,11 @@ def test_file_url_is_copied_verified_and_atomic(tmp_path: Path) -> None:
     src = tmp_path / "src.bin"
     src.write_bytes(DATA)
     dest = tmp_path / "out" / "copy.bin"
-    r = fetch.download(fetch.file_url(src), dest, sha256=DIGEST, progress=False)
+    r = fetch.download(src.resolve().as_uri(), dest, sha256=DIGEST, progress=False)
     assert dest.read_bytes() == DATA and r.sha256 == DIGEST and r.size == len(DATA) and not r.skipped
     assert leftovers(dest) == [dest.name]
     # present and verified: not copied again
-    assert fetch.download(fetch.file_url(src), dest, sha256=DIGEST, progress=False).skipped
+    assert fetch.download(src.resolve().as_uri(), dest, sha256=DIGEST, progress=False).skipped
 
 
 def test_file_url_with_other_bytes_keeps_nothing(tmp_path: Path) -> None:
@@ -708,10 +708,10 @@ def test_file_url_with_other_bytes_keeps_nothing(tmp_path: Path) -> None:
     src.write_bytes(DATA[:-1] + b"\x00")
     dest = tmp_path / "out" / "copy.bin"
     with pytest.raises(fetch.ChecksumError, match="sha256"):
-        fetch.download(fetch.file_url(src), dest, sha256=DIGEST, progress=False)
+        fetch.download(src.resolve().as_uri(), dest, sha256=DIGEST, progress=False)
     assert leftovers(dest) == []
     with pytest.raises(fetch.FetchError, match="no such file"):
-        fetch.download(fetch.file_url(tmp_path / "absent.bin"), dest, progress=False)
+        fetch.download((tmp_path / "absent.bin").resolve().as_uri(), dest, progress=False)
     assert leftovers(dest) == []
 
 
